@@ -183,6 +183,7 @@ def _load_registrars() -> None:
     for module in (
         "musicgraph.ingest.commands",
         "musicgraph.recommender.commands",
+        "musicgraph.recommender.evaluate",
         "musicgraph.enrichment.commands",
         "musicgraph.schema.commands",
     ):

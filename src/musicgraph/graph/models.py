@@ -13,6 +13,9 @@ from typing import Literal
 
 ItemKind = Literal["track", "artist"]
 
+#: The outside APIs that enrich tracks; every new track gets a pending queue entry for each.
+ENRICHMENT_SOURCES: tuple[str, ...] = ("musicbrainz", "lastfm", "spotify", "cyanite")
+
 
 @dataclass(frozen=True, slots=True)
 class User:
@@ -116,11 +119,17 @@ class ListenInput:
 
 @dataclass(frozen=True, slots=True)
 class ListenBatchResult:
-    """What one ``record_listens`` batch did. ``track_ids`` has one id per input, in order."""
+    """What one ``record_listens`` batch did.
+
+    ``track_ids`` and ``new_mask`` have one entry per input, in order: the resolved track and whether
+    that listen was new (False for a listen already stored or repeated earlier in the batch).
+    ``new_track_ids`` are tracks this batch created (to be queued for enrichment).
+    """
 
     inserted: int
     duplicates: int
     track_ids: tuple[str, ...]
+    new_mask: tuple[bool, ...] = ()
     new_track_ids: tuple[str, ...] = ()
 
 
