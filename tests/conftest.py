@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from musicgraph.graph.base import GraphStore
+from tests.support.neo4j_server import neo4j_server  # noqa: F401  (the session's Neo4j fixture)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HETREC_DIR = Path(os.environ.get("MUSICGRAPH_HETREC_DIR", SHARED_DATA / "hetrec2011-lastfm-2k"))
