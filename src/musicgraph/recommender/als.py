@@ -1,0 +1,96 @@
+"""Implicit-feedback matrix factorisation: a thin wrapper of ``implicit``'s ALS (Hu et al. 2008).
+
+``implicit`` is an optional extra (``pip install musicgraph[als]``); importing this module works
+without it, fitting raises a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from musicgraph.errors import MusicgraphError
+from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
+from musicgraph.recommender.scoring import (
+    DenseScoringMixin,
+    NotFittedError,
+    reweight,
+    similar_from_column,
+)
+
+
+class ALS(DenseScoringMixin):
+    """Confidence ``1 + alpha * w`` on the (re)weighted plays; scores are factor dot products."""
+
+    name = "ALS"
+
+    def __init__(
+        self,
+        *,
+        factors: int = 64,
+        regularization: float = 0.1,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        weighting: str = "log",
+        random_state: int = 0,
+        num_threads: int | None = None,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.weighting = weighting
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.user_factors: FloatArray | None = None
+        self.item_factors: FloatArray | None = None
+
+    def fit(self, data: TrainingData) -> None:
+        try:
+            from implicit.cpu.als import AlternatingLeastSquares
+        except ImportError as exc:
+            raise MusicgraphError(
+                "ALS needs the optional 'implicit' package: pip install 'musicgraph[als]'"
+            ) from exc
+        threads = self.num_threads or int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
+        x = reweight(data.user_items, self.weighting).astype(np.float32)
+        with warnings.catch_warnings():
+            # implicit warns about BLAS threads at construction; fit below runs with BLAS at 1.
+            warnings.filterwarnings("ignore", message="OpenBLAS is configured")
+            model: Any = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.random_state,
+                num_threads=threads,
+                calculate_training_loss=False,
+            )
+        try:
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        except ImportError:  # pragma: no cover - implicit depends on threadpoolctl
+            model.fit(sp.csr_matrix(x), show_progress=False)
+        else:
+            # implicit parallelises itself; a BLAS thread pool underneath only slows it down.
+            with threadpool_limits(1, "blas"), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="OpenBLAS is configured")
+                model.fit(sp.csr_matrix(x), show_progress=False)
+        self.user_factors = np.asarray(model.user_factors, dtype=np.float64)
+        self.item_factors = np.asarray(model.item_factors, dtype=np.float64)
+        self._seen = sp.csr_matrix(x)
+
+    def score(self, users: IntArray) -> FloatArray:
+        if self.user_factors is None or self.item_factors is None:
+            raise NotFittedError("ALS is not fitted: call fit(data) first")
+        return np.asarray(self.user_factors[users] @ self.item_factors.T)
+
+    def similar_items(self, item: int, *, n: int = 20) -> tuple[IntArray, FloatArray]:
+        if self.item_factors is None:
+            raise NotFittedError("ALS is not fitted: call fit(data) first")
+        f = self.item_factors
+        norms = np.linalg.norm(f, axis=1) + 1e-12
+        return similar_from_column((f @ f[item]) / (norms * norms[item]), item, n)
