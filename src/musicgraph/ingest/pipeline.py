@@ -1,0 +1,107 @@
+"""Batching, progress and the summary around an importer's stream of parsed records.
+
+Records are written in batches of ``batch_size`` through :func:`musicgraph.ingest.service
+.record_listens`: each batch is one transaction, so a failing batch leaves everything stored
+before it as it was, and a second import of the same file adds nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from musicgraph.events import EventBus
+from musicgraph.graph.base import GraphStore
+from musicgraph.graph.models import ListenInput
+from musicgraph.ingest.common import ByteMeter, ImportSummary, InvalidListenError, ParsedRecord
+from musicgraph.ingest.service import record_listens
+
+BATCH_SIZE = 5_000
+
+
+async def import_records(
+    store: GraphStore,
+    records: Iterable[ParsedRecord],
+    summary: ImportSummary,
+    *,
+    batch_size: int = BATCH_SIZE,
+    bus: EventBus | None = None,
+    meter: ByteMeter | None = None,
+    progress: bool | None = None,
+) -> ImportSummary:
+    """Write ``records`` in batches, counting into ``summary`` (which is returned).
+
+    ``progress`` shows a bar over the bytes of ``meter`` (default: when stderr is a terminal).
+    """
+    started = time.perf_counter()
+    batch: list[ListenInput] = []
+    with _progress(meter, summary.format, progress) as tick:
+        for record in records:
+            if isinstance(record, InvalidListenError):
+                summary.read += 1
+                summary.reject(record)
+                continue
+            summary.read += 1
+            batch.append(record)
+            if len(batch) >= batch_size:
+                await _flush(store, batch, summary, bus)
+                batch = []
+                tick()
+        if batch:
+            await _flush(store, batch, summary, bus)
+        tick()
+    summary.seconds = time.perf_counter() - started
+    if meter is not None:
+        summary.bytes_read = meter.read
+    return summary
+
+
+async def _flush(
+    store: GraphStore, batch: list[ListenInput], summary: ImportSummary, bus: EventBus | None
+) -> None:
+    result = await record_listens(store, batch, bus=bus)
+    summary.imported += result.inserted
+    summary.duplicates += result.duplicates
+    summary.new_tracks += len(result.new_track_ids)
+    if result.new_mask:
+        summary.skipped_listens += sum(
+            1 for listen, new in zip(batch, result.new_mask, strict=True) if new and listen.skipped
+        )
+
+
+@contextmanager
+def _progress(meter: ByteMeter | None, label: str, enabled: bool | None) -> Iterator[Any]:
+    """A rich progress bar over ``meter`` on a terminal; yields a function that refreshes it."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled or meter is None:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        TextColumn(f"importing {label}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=meter.total or None)
+
+        def tick() -> None:
+            bar.update(task, completed=meter.read, total=meter.total or None)
+
+        yield tick
