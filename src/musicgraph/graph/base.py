@@ -16,6 +16,16 @@ Rules every implementation keeps:
 - ``iter_*`` methods stream a whole edge type in chunks (lists of at most ``chunk_size`` records) so
   the recommender's projection can be built without holding the store's answer twice in memory.
 - No method blocks the event loop.
+- A write that references a user, track, artist or playlist id that does not exist raises
+  :class:`~musicgraph.errors.NotFoundError` naming the id, and writes nothing of its batch (so a
+  ``record_listens`` batch with one listen of an unknown user stores none of its listens, tracks
+  or artists). So does an unusable value (a blank name or title, an invalid MBID / ISRC / Spotify
+  id): :class:`~musicgraph.errors.StoreError` naming the input's index (``listen 3: ...``).
+- Identity resolution (which stored artist or track an input names, and the ids of new ones) is
+  :mod:`musicgraph.graph.resolution`; both stores use it so they agree on every id.
+- Orders not stated on a method: aggregates and artist listens by count descending then id;
+  friends by id; ratings newest first; ``list_playlists`` by name; ``list_public_playlists`` most
+  recently updated first; similar items by score descending; enrichment states by source.
 """
 
 from __future__ import annotations
@@ -48,6 +58,10 @@ from musicgraph.graph.models import (
 )
 
 DEFAULT_CHUNK = 10_000
+
+#: Seconds a claimed enrichment state stays invisible to other claims (a worker that dies
+#: mid-job frees its claims when the lease runs out).
+ENRICHMENT_CLAIM_LEASE = 600
 
 
 @runtime_checkable
@@ -261,7 +275,10 @@ class GraphStore(Protocol):
         """Add a pending state for every (track, source) pair that has none; returns how many."""
 
     async def claim_enrichment(self, source: str, *, limit: int, now: int) -> list[EnrichmentState]:
-        """Pending (or failed and due: ``not_before <= now``) states of ``source``, oldest first."""
+        """Pending (or failed and due: ``not_before <= now``) states of ``source``, oldest
+        (``updated_at``) first. Claiming leases them: their ``not_before`` becomes
+        ``now + ENRICHMENT_CLAIM_LEASE`` (as returned), so a concurrent claim skips them until the
+        worker records a result with ``set_enrichment_states`` or the lease runs out."""
 
     async def set_enrichment_states(self, states: Sequence[EnrichmentState]) -> None:
         """Upsert states (the pipeline records done / failed / skipped with attempts and errors)."""

@@ -63,6 +63,11 @@ def artist_id_for(name: str) -> str:
     return "ar_" + _digest("artist", artist_key(name))
 
 
+def artist_id_for_mbid(mbid: str) -> str:
+    """Id of an artist whose name key is taken by a different artist (another MBID)."""
+    return "ar_" + _digest("artist-mbid", mbid)
+
+
 def track_id_for_key(key: str) -> str:
     """Id of a track first seen by its normalised (artist, title) key."""
     return "tr_" + _digest("track", key)
