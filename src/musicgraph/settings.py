@@ -67,6 +67,10 @@ def _optional_str(value: str) -> str | None:
     return value or None
 
 
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
 def setting(
     env: str, default: Any, cast: Callable[[str], Any] = str, *, secret: bool = False
 ) -> Any:
@@ -128,6 +132,18 @@ class Settings:
         "MUSICGRAPH_CYANITE_TOKEN", None, _optional_str, secret=True
     )
     cyanite_rate: float = setting("MUSICGRAPH_CYANITE_RATE", 1.0, _positive_float)
+    # enrichment pipeline: HTTP behaviour, breakers, the durable queue, health probes
+    http_cache: Path | None = setting("MUSICGRAPH_HTTP_CACHE", None, _optional_path)
+    http_timeout: float = setting("MUSICGRAPH_HTTP_TIMEOUT", 10.0, _positive_float)
+    http_max_retries: int = setting("MUSICGRAPH_HTTP_MAX_RETRIES", 4, int)
+    http_backoff: float = setting("MUSICGRAPH_HTTP_BACKOFF", 0.5, _positive_float)
+    breaker_fail_max: int = setting("MUSICGRAPH_BREAKER_FAIL_MAX", 5, _positive_int)
+    breaker_reset: float = setting("MUSICGRAPH_BREAKER_RESET", 30.0, _positive_float)
+    enrich_concurrency: int = setting("MUSICGRAPH_ENRICH_CONCURRENCY", 8, _positive_int)
+    enrich_max_attempts: int = setting("MUSICGRAPH_ENRICH_MAX_ATTEMPTS", 5, _positive_int)
+    enrich_retry_delay: float = setting("MUSICGRAPH_ENRICH_RETRY_DELAY", 60.0, _positive_float)
+    cyanite_poll: float = setting("MUSICGRAPH_CYANITE_POLL", 30.0, _positive_float)
+    health_interval: float = setting("MUSICGRAPH_HEALTH_INTERVAL", 15.0, _positive_float)
 
     @classmethod
     def from_env(
