@@ -1,0 +1,436 @@
+"""The musicgraph web app: Starlette around Strawberry, served by uvicorn.
+
+Routes:
+
+- ``/graphql``: queries and mutations over POST and GET, GraphiQL for a browser, subscriptions over
+  WebSocket (``graphql-transport-ws``; the token goes in the ``connection_init`` payload as
+  ``{"authorization": "Bearer <token>"}`` or ``{"token": "<token>"}``);
+- ``/healthz`` (the process answers), ``/readyz`` (the store answers and the recommender's
+  projection is loaded), ``/metrics`` (Prometheus);
+- ``/1/submit-listens`` and ``/1/validate-token``: the ListenBrainz-compatible scrobble API;
+- ``/playlists/<id>.jspf|.xspf|.m3u8``: playlist exports (a private one needs its owner's token).
+
+The lifespan opens the store, starts the health monitor, loads the recommender engine in the
+background (``/readyz`` says when it is ready) and on shutdown ends every subscription, stops the
+engine and closes the store. Each request gets a request id (``X-Request-ID``, taken from the
+client when it sends a sane one) bound into the log context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from cross_web import HTTPException
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UnsetType
+
+from musicgraph.events import EventBus
+from musicgraph.graph import GraphStore, create_store
+from musicgraph.ingest.exporters import FORMATS, load_playlist_export
+from musicgraph.logging import get_logger
+from musicgraph.schema.build import build_schema
+from musicgraph.schema.context import AppState, Context, Viewer, bearer_token, resolve_viewer
+from musicgraph.schema.loaders import Loaders
+from musicgraph.scrobble import routes as scrobble_routes
+from musicgraph.settings import Settings
+
+log = get_logger("musicgraph.app")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+# --- middleware ------------------------------------------------------------------------------------
+
+
+class RequestContextMiddleware:
+    """Clear the log context, bind a request id, echo it as ``X-Request-ID``, log the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, method=scope.get("method", "WS"), path=scope.get("path")
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        start = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                log.debug(
+                    "request",
+                    status=status,
+                    ms=round((time.perf_counter() - start) * 1000, 2),
+                )
+            structlog.contextvars.clear_contextvars()
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413, by ``Content-Length`` or as they stream."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse(
+            {"code": 413, "error": f"request body over the limit of {self.max_bytes} bytes"},
+            status_code=413,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers") or []:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._too_large()(scope, receive, send)
+                    return
+        received = 0
+        response_started = False
+
+        class _TooLarge(Exception):
+            pass
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not response_started:
+                await self._too_large()(scope, receive, send)
+
+
+# --- GraphQL view ----------------------------------------------------------------------------------
+
+
+class GraphQLView(GraphQL[Context, None]):
+    """Strawberry's ASGI view with musicgraph's context, token handling and JSON error bodies."""
+
+    def __init__(self, state: AppState, **kwargs: Any) -> None:
+        settings = state.settings
+        super().__init__(
+            build_schema(settings),
+            max_subscriptions_per_connection=settings.max_subscriptions,
+            connection_init_wait_timeout=timedelta(seconds=10),
+            **kwargs,
+        )
+        self.state = state
+
+    def _context(self, viewer: Viewer, request_id: str | None) -> Context:
+        return Context(
+            state=self.state,
+            viewer=viewer,
+            loaders=Loaders(self.state.store, page_size=self.state.settings.max_page_size),
+            request_id=request_id,
+        )
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        request_id = request.scope.get("state", {}).get("request_id")
+        token = bearer_token(request.headers.get("authorization"))
+        viewer = await resolve_viewer(self.state, token)
+        if viewer is None:
+            if isinstance(request, WebSocket):
+                context = self._context(Viewer(), request_id)
+                context.rejected = True  # refused once connection_init arrives
+                return context
+            raise HTTPException(401, "the bearer token is not valid")
+        return self._context(viewer, request_id)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        if context.rejected:
+            raise ConnectionRejectionError({"reason": "the bearer token is not valid"})
+        params = context.connection_params or {}
+        raw = params.get("authorization") or params.get("Authorization")
+        token = bearer_token(raw) if isinstance(raw, str) else None
+        if token is None and isinstance(params.get("token"), str):
+            token = params["token"]
+        if token is None:
+            return await super().on_ws_connect(context)
+        viewer = await resolve_viewer(self.state, token)
+        if viewer is None:
+            raise ConnectionRejectionError({"reason": "the token is not valid"})
+        context.viewer = viewer
+        return {"user": viewer.user.name if viewer.user else None, "admin": viewer.is_admin}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+            response = JSONResponse(
+                {"errors": [{"message": exc.reason}]},
+                status_code=exc.status_code,
+                headers=headers,
+            )
+        await response(scope, receive, send)
+
+
+# --- plain routes ----------------------------------------------------------------------------------
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.musicgraph
+    return state
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    state = _state(request)
+    if state.monitor is not None:
+        ready, details = await state.monitor.readiness(
+            state.store, projection_ready=state.projection_loaded
+        )
+    else:
+        try:
+            await state.store.ping()
+            store_ok, error = True, None
+        except Exception as exc:
+            store_ok, error = False, str(exc)
+        ready = store_ok and state.projection_loaded
+        details = {
+            "store": {"ok": store_ok, "error": error},
+            "projection": {"ok": state.projection_loaded},
+        }
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", **details},
+        status_code=200 if ready else 503,
+    )
+
+
+async def metrics(request: Request) -> Response:
+    state = _state(request)
+    if state.monitor is None:
+        return PlainTextResponse("# the health monitor is not running\n")
+    from musicgraph.health import METRICS_CONTENT_TYPE
+
+    return Response(state.monitor.prometheus_text(), media_type=METRICS_CONTENT_TYPE)
+
+
+async def export_playlist(request: Request) -> Response:
+    state = _state(request)
+    playlist_id = request.path_params["playlist_id"]
+    fmt = request.path_params["fmt"]
+    if fmt not in FORMATS:
+        return JSONResponse(
+            {"error": f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}"}, status_code=404
+        )
+    viewer = await resolve_viewer(state, bearer_token(request.headers.get("authorization")))
+    if viewer is None:
+        return JSONResponse(
+            {"error": "the bearer token is not valid"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    export = await load_playlist_export(state.store, playlist_id)
+    allowed = export is not None and (
+        export.public or viewer.is_admin or viewer.user_id == export.owner_id
+    )
+    if export is None or not allowed:
+        # a private playlist of someone else is "not found": its existence does not leak
+        return JSONResponse({"error": f"no playlist with id {playlist_id!r}"}, status_code=404)
+    exporter, media_type = FORMATS[fmt]
+    body = exporter(export, location=str(request.url))
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{playlist_id}.{fmt}"'},
+    )
+
+
+# --- lifespan ----------------------------------------------------------------------------------------
+
+
+def optional_module(name: str) -> Any:
+    """A module of another area that may not be installed in this build (imported lazily)."""
+    return importlib.import_module(name)
+
+
+async def _start_engine(state: AppState) -> None:
+    """Build the recommender's projection (streamed from the store) and apply events from then on."""
+    try:
+        from musicgraph.recommender.engine import RecommendationEngine
+    except ModuleNotFoundError as exc:
+        log.warning("recommender engine not available", error=str(exc))
+        return
+    start = time.perf_counter()
+    try:
+        engine = await RecommendationEngine.load(state.store, state.bus)
+        await engine.start()
+    except Exception:
+        log.exception("recommender engine failed to load")
+        return
+    state.engine = engine
+    state.projection_loaded = True
+    log.info(
+        "recommender ready",
+        seconds=round(time.perf_counter() - start, 2),
+        stats=getattr(engine, "stats", None),
+    )
+
+
+def _start_monitor(state: AppState) -> None:
+    try:
+        from musicgraph.health import HealthMonitor
+    except ModuleNotFoundError:  # pragma: no cover - the monitor ships with the package
+        return
+    monitor = HealthMonitor(state.bus, interval=state.settings.health_interval)
+    monitor.attach_store(state.store)
+    monitor.start(probes=True)
+    state.monitor = monitor
+
+
+async def _maybe_load_demo(state: AppState) -> None:
+    counts = await state.store.counts()
+    if counts.users or counts.tracks or counts.artists:
+        return
+    try:
+        demo = optional_module("musicgraph.ingest.demo")
+    except ModuleNotFoundError:
+        log.warning("empty store and no demo loader available; serving an empty graph")
+        return
+    log.info("empty store: loading the demo graph")
+    await demo.load_demo(state.store, bus=state.bus)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: GraphStore | None = None,
+    bus: EventBus | None = None,
+    load_demo_if_empty: bool = False,
+    start_engine: bool = True,
+) -> Starlette:
+    """The ASGI app. A ``store`` passed in is opened and closed by the caller; otherwise the app
+    opens the store the settings choose."""
+    owns_store = store is None
+    the_store = store if store is not None else create_store(settings)
+    state = AppState(settings=settings, store=the_store, bus=bus or EventBus())
+    graphql = GraphQLView(state)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        state.shutdown = asyncio.Event()
+        if owns_store:
+            await the_store.open()
+        engine_task: asyncio.Task[None] | None = None
+        try:
+            if load_demo_if_empty:
+                await _maybe_load_demo(state)
+            _start_monitor(state)
+            if start_engine:
+                engine_task = asyncio.create_task(_start_engine(state))
+            counts = await the_store.counts()
+            log.info(
+                "serving",
+                store=settings.neo4j_uri or str(settings.db_path),
+                users=counts.users,
+                tracks=counts.tracks,
+                listens=counts.listens,
+                graphql="/graphql",
+                scrobble="/1/submit-listens",
+                exports="/playlists/<id>.jspf|xspf|m3u8",
+            )
+            yield {}
+        finally:
+            state.shutdown.set()  # every subscription ends (the client gets "complete")
+            if engine_task is not None and not engine_task.done():
+                engine_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await engine_task
+            if state.engine is not None:
+                await state.engine.stop()
+            if state.monitor is not None:
+                await state.monitor.stop()
+            if owns_store:
+                await the_store.close()
+            log.info("stopped")
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/playlists/{playlist_id}.{fmt}", export_playlist),
+            *scrobble_routes,
+        ],
+        lifespan=lifespan,
+    )
+    app.state.musicgraph = state
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The app uvicorn builds in each worker (``musicgraph serve``): settings from the environment."""
+    from musicgraph.logging import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

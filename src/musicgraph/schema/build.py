@@ -1,0 +1,88 @@
+"""The schema, with its limits: depth, aliases, tokens, introspection and masked errors.
+
+Errors that are part of the contract (GraphQL validation, :class:`PublicError` for bad arguments)
+reach the client as they are. Anything else is an unexpected failure: the client sees only
+"Unexpected error." and the request id (also in the ``X-Request-ID`` header); the log gets the
+exception with its traceback under the same request id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.types import ExecutionContext
+
+from musicgraph.logging import get_logger
+from musicgraph.schema.context import PublicError
+from musicgraph.schema.mutation import Mutation
+from musicgraph.schema.query import Query
+from musicgraph.schema.subscription import Subscription
+from musicgraph.schema.types.errors import ERROR_TYPES
+from musicgraph.settings import Settings
+
+log = get_logger("musicgraph.api")
+
+MASKED_MESSAGE = "Unexpected error."
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for errors a client must not see: anything raised that is not meant for it."""
+    original = error.original_error
+    return original is not None and not isinstance(original, (PublicError, GraphQLError))
+
+
+class MusicgraphSchema(strawberry.Schema):
+    """Logs every error where it happened, before ``MaskErrors`` hides the unexpected ones."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            path = ".".join(str(p) for p in error.path or ())
+            if is_unexpected(error):
+                original = error.original_error
+                log.error(
+                    "graphql resolver failed",
+                    path=path or None,
+                    error=repr(original),
+                    exc_info=(type(original), original, original.__traceback__)
+                    if original is not None
+                    else None,
+                )
+            else:
+                log.info("graphql request refused", path=path or None, error=error.message)
+
+
+def build_schema(settings: Settings) -> MusicgraphSchema:
+    # Factories, not instances: strawberry gives each operation its own extension objects, so
+    # concurrent requests never share one's execution context.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        partial(MaskErrors, should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return MusicgraphSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=list(ERROR_TYPES),
+        extensions=extensions,
+    )
+
+
+def schema_sdl(settings: Settings | None = None) -> str:
+    return str(build_schema(settings or Settings.from_env(env_file=None)))

@@ -1,0 +1,72 @@
+"""``ListeningStats``: what a user played over a period."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from musicgraph.schema.context import Info
+from musicgraph.schema.types.catalogue import Artist, TagCount, Track
+
+
+@strawberry.enum(description="A period ending now.")
+class Period(Enum):
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+    ALL_TIME = "all_time"
+
+
+PERIOD_SECONDS: dict[Period, int | None] = {
+    Period.WEEK: 7 * 86400,
+    Period.MONTH: 30 * 86400,
+    Period.YEAR: 365 * 86400,
+    Period.ALL_TIME: None,
+}
+
+
+@strawberry.type
+class ArtistCount:
+    artist_id: strawberry.ID
+    count: int
+
+    @strawberry.field
+    async def artist(self, info: Info) -> Artist | None:
+        found = await info.context.loaders.artist.load(str(self.artist_id))
+        return Artist.from_model(found) if found is not None else None
+
+
+@strawberry.type
+class TrackCount:
+    track_id: strawberry.ID
+    count: int
+
+    @strawberry.field
+    async def track(self, info: Info) -> Track | None:
+        found = await info.context.loaders.track.load(str(self.track_id))
+        return Track.from_model(found) if found is not None else None
+
+
+@strawberry.type(description="Listens on one UTC day (YYYY-MM-DD).")
+class DayCount:
+    day: str
+    count: int
+
+
+@strawberry.type
+class ListeningStats:
+    period: Period
+    start: int | None
+    end: int
+    listen_count: int
+    unique_tracks: int
+    unique_artists: int
+    top_artists: list[ArtistCount]
+    top_tracks: list[TrackCount]
+    top_tags: list[TagCount]
+    listens_per_day: list[DayCount]
+    diversity: float = strawberry.field(
+        description="Shannon entropy of the listens over artists, divided by its maximum "
+        "(0: one artist only, 1: every artist equally often)."
+    )
