@@ -1,0 +1,549 @@
+"""Random walk with restart over the typed listening graph: Pixie, sampled, and its exact twin.
+
+The walk (Eksombatchai et al., "Pixie", WWW 2018) runs on items of one kind. One *hop* leaves an
+item along one edge type, chosen with the tunable :class:`TypeWeights` among the types the item has:
+
+- ``listen``: item -> a listener -> one of that listener's items; at the listener the walk may first
+  move to one of their friends (``friend`` weight) and take one of the friend's items,
+- ``tag``: item -> one of its tags -> an item with that tag,
+- ``similar``: item -> one of its SIMILAR neighbours,
+- ``playlist`` (tracks): item -> a playlist holding it -> a track of that playlist.
+
+Every choice inside a type is uniform. After each hop the arrival item is counted, then the walk
+restarts with probability ``alpha``. Seeds are the user's items weighted by count and recency; each
+seed's share of the step budget grows with its degree (``deg * (C - log deg)``, Pixie eq. 2), visits
+are combined across seeds with multi-hit boosting ``(sum_q sqrt(V_q))^2``, and the walk stops early
+once ``stop_items`` items have ``stop_visits`` visits. Everything is vectorised with numpy: all the
+walkers of a batch take their hop together, and a ``numpy.random.Generator`` seed makes it
+deterministic.
+
+:func:`exact_ppr` is the same process in expectation: personalised PageRank by power iteration,
+``sum_k (1 - alpha)^(k-1) m T^k``, where ``m`` holds the number of walks per seed and ``T`` the hop
+transition matrix above (applied in factored form, one sparse product per edge, never an items x
+items matrix). With ``boost=False`` the sampled visit counts estimate exactly this vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from musicgraph.errors import RecommenderError
+from musicgraph.graph.models import ItemKind
+from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
+from musicgraph.recommender.projection import DynamicCSR, Projection
+
+_TYPES = ("listen", "tag", "similar", "playlist")
+
+
+@dataclass(frozen=True)
+class TypeWeights:
+    """Relative weight of each edge type at a hop (``friend``: chance ratio at a listener)."""
+
+    listen: float = 1.0
+    tag: float = 0.0
+    similar: float = 0.0
+    playlist: float = 0.0
+    friend: float = 0.0
+
+
+@dataclass(frozen=True)
+class WalkParams:
+    """Parameters shared by the sampled walk and the exact power iteration."""
+
+    alpha: float = 0.5  # restart probability after each hop
+    steps: int = 20_000  # hop budget of the sampled walk
+    weights: TypeWeights = field(default_factory=TypeWeights)
+    boost: bool = True  # multi-hit boosting (Pixie); False = plain visit counts (= PPR)
+    stop_items: int = 0  # early stop once this many items ...
+    stop_visits: int = 0  # ... have at least this many visits (0 = never stop early)
+    batches: int = 4  # early stopping is checked between batches of walks
+    max_hops: int = 60
+    tol: float = 1e-2  # exact: stop once the mass still walking is below tol of the start
+
+
+@dataclass(frozen=True)
+class WalkResult:
+    """Scores of the visited items plus the per-seed visit counts behind them (for explanations).
+
+    ``items`` are the items with a positive score (in no particular order; :meth:`top` ranks
+    them), ``scores`` their scores. ``seed_visits`` is a seeds x items CSR of
+    visit counts (sampled) or expected visits (exact), rows in the order of the seeds given.
+    """
+
+    items: IntArray
+    scores: FloatArray
+    seed_visits: sp.csr_matrix
+    steps: int
+    method: str
+
+    def top(self, n: int) -> tuple[IntArray, FloatArray]:
+        """The ``n`` best items and their scores, best first."""
+        return _top_of(self.items, self.scores, n)
+
+
+def _top_of(items: IntArray, scores: FloatArray, n: int) -> tuple[IntArray, FloatArray]:
+    n = min(n, items.size)
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    idx = np.argpartition(-scores, n - 1)[:n] if n < items.size else np.arange(items.size)
+    idx = idx[np.argsort(-scores[idx], kind="stable")]
+    return items[idx], scores[idx]
+
+
+class WalkGraph:
+    """The edges a walk over items of ``kind`` reads, straight from the projection (no copy)."""
+
+    def __init__(self, projection: Projection, kind: ItemKind) -> None:
+        p = projection
+        self.kind = kind
+        self.n_items = p.n_items(kind)
+        rel = p.listened(kind)
+        self.user_item: DynamicCSR = rel.fwd
+        self.item_user: DynamicCSR = rel.rev
+        tags = p.tagged(kind)
+        self.item_tag: DynamicCSR = tags.fwd
+        self.tag_item: DynamicCSR = tags.rev
+        self.friends: DynamicCSR = p.friends
+        self.similar: DynamicCSR = p.similar(kind)
+        self.item_playlist: DynamicCSR | None = p.playlist_track.rev if kind == "track" else None
+        self.playlist_item: DynamicCSR | None = p.playlist_track.fwd if kind == "track" else None
+
+    def _deg(self, m: DynamicCSR | None, rows: IntArray | None = None) -> IntArray:
+        if m is None:
+            return np.zeros(self.n_items if rows is None else rows.size, dtype=np.int64)
+        if rows is None:
+            return m.length[: m.n_rows].astype(np.int64)
+        return m.length[rows].astype(np.int64)
+
+    def type_probs(self, w: TypeWeights, rows: IntArray | None = None) -> FloatArray:
+        """Per item (or per given item) the probability of each edge type (columns in _TYPES)."""
+        mats = (self.item_user, self.item_tag, self.similar, self.item_playlist)
+        beta = (w.listen, w.tag, w.similar, w.playlist)
+        n = self.n_items if rows is None else rows.size
+        cols = [
+            (self._deg(m, rows) > 0) * b if b > 0 else np.zeros(n)
+            for m, b in zip(mats, beta, strict=True)
+        ]
+        probs = np.stack(cols, axis=1)
+        total = probs.sum(axis=1, keepdims=True)
+        np.divide(probs, total, out=probs, where=total > 0)
+        return probs
+
+    def degree(self, w: TypeWeights, rows: IntArray | None = None) -> IntArray:
+        """Typed degree of every (or each given) item: the edges a walk may leave it by."""
+        d = self._deg(self.item_user, rows) * (w.listen > 0)
+        d = d + self._deg(self.item_tag, rows) * (w.tag > 0)
+        d = d + self._deg(self.similar, rows) * (w.similar > 0)
+        if self.item_playlist is not None and w.playlist > 0:
+            d = d + self._deg(self.item_playlist, rows)
+        return d
+
+    def max_degree(self, w: TypeWeights) -> float:
+        """The largest typed degree (Pixie's C = log of it); cached per graph version."""
+        key = (w, self.user_item.version, self.item_tag.version, self.similar.version)
+        if getattr(self, "_max_key", None) != key:
+            self._max_key = key
+            self._max_deg = float(self.degree(w).max(initial=1))
+        return self._max_deg
+
+    def cost(self, w: TypeWeights) -> int:
+        """Edges one exact power-iteration hop touches (to choose exact or sampled)."""
+        c = self.user_item.nnz * (w.listen > 0) + self.item_tag.nnz * (w.tag > 0)
+        c += self.similar.nnz * (w.similar > 0) + self.friends.nnz * (w.friend > 0)
+        if self.playlist_item is not None and w.playlist > 0:
+            c += self.playlist_item.nnz
+        return 2 * int(c)
+
+
+def seed_budget(
+    graph: WalkGraph, seeds: IntArray, weights: FloatArray, params: WalkParams
+) -> FloatArray:
+    """Walks per seed: the budget split by seed weight times ``deg (C - log deg)`` (Pixie)."""
+    deg = graph.degree(params.weights, seeds).astype(np.float64)
+    c = np.log(max(graph.max_degree(params.weights), 1.0)) + 1.0
+    scale = np.where(deg > 0, deg * (c - np.log(np.maximum(deg, 1.0))), 0.0)
+    share = np.asarray(weights, dtype=np.float64) * scale
+    total = float(share.sum())
+    if total <= 0:
+        return np.zeros(seeds.size)
+    out: FloatArray = share * (params.steps * params.alpha / total)
+    return out
+
+
+def pixie_walk(
+    graph: WalkGraph,
+    seeds: IntArray,
+    weights: FloatArray,
+    params: WalkParams,
+    rng: np.random.Generator,
+) -> WalkResult:
+    """The sampled walk (see module docstring); ``seeds`` are item indices, ``weights`` >= 0."""
+    seeds = np.asarray(seeds, dtype=np.int64)
+    n = graph.n_items
+    walks = seed_budget(graph, seeds, weights, params)
+    n_walks = np.floor(walks + rng.random(walks.size)).astype(np.int64)  # unbiased rounding
+    owner_all = np.repeat(np.arange(seeds.size, dtype=np.int64), n_walks)
+    owner_all = owner_all[rng.permutation(owner_all.size)]
+    batches = np.array_split(owner_all, max(1, params.batches)) if owner_all.size else []
+    counts = np.zeros(0, dtype=np.int64)
+    keys_all: list[IntArray] = []
+    steps = 0
+    visits = np.zeros(n, dtype=np.int64) if params.stop_items else None
+    w = params.weights
+    for batch in batches:
+        owner = batch
+        cur = seeds[owner]
+        for _ in range(params.max_hops):
+            if cur.size == 0:
+                break
+            nxt = _hop(graph, cur, w, rng)
+            ok = nxt >= 0
+            steps += int(cur.size)
+            keys_all.append(owner[ok] * n + nxt[ok])
+            if visits is not None:
+                np.add.at(visits, nxt[ok], 1)
+            alive = ok & (rng.random(cur.size) >= params.alpha)
+            cur, owner = nxt[alive], owner[alive]
+        if (
+            visits is not None
+            and params.stop_visits > 0
+            and int((visits >= params.stop_visits).sum()) >= params.stop_items
+        ):
+            break
+    keys = np.concatenate(keys_all) if keys_all else np.zeros(0, dtype=np.int64)
+    ukeys, counts = np.unique(keys, return_counts=True)
+    rows, cols = ukeys // n, ukeys % n
+    seed_visits = sp.csr_matrix((counts.astype(np.float64), (rows, cols)), shape=(seeds.size, n))
+    items, scores = combine(seed_visits, boost=params.boost)
+    return WalkResult(items, scores, seed_visits, steps, "pixie-sampled")
+
+
+def _hop(graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generator) -> IntArray:
+    """One hop for every walker at once; -1 where the walk dies (no edge to take)."""
+    probs = graph.type_probs(w, cur)
+    u = rng.random(cur.size)
+    cum = np.cumsum(probs, axis=1)
+    choice = (u[:, None] >= cum).sum(axis=1)  # index of the chosen type; 4 = none
+    nxt = np.full(cur.size, -1, dtype=np.int64)
+    # listen: item -> user (-> friend) -> item
+    sel = np.flatnonzero(choice == 0)
+    if sel.size:
+        users = graph.item_user.sample(cur[sel], rng.random(sel.size))
+        if w.friend > 0:
+            has = users >= 0
+            fdeg = np.zeros(sel.size, dtype=np.int64)
+            fdeg[has] = graph.friends.length[users[has]]
+            f = w.friend / (1.0 + w.friend)
+            jump = has & (fdeg > 0) & (rng.random(sel.size) < f)
+            if jump.any():
+                users[jump] = graph.friends.sample(users[jump], rng.random(int(jump.sum())))
+        has = users >= 0
+        got = np.full(sel.size, -1, dtype=np.int64)
+        got[has] = graph.user_item.sample(users[has], rng.random(int(has.sum())))
+        nxt[sel] = got
+    sel = np.flatnonzero(choice == 1)
+    if sel.size:
+        tags = graph.item_tag.sample(cur[sel], rng.random(sel.size))
+        got = np.full(sel.size, -1, dtype=np.int64)
+        has = tags >= 0
+        got[has] = graph.tag_item.sample(tags[has], rng.random(int(has.sum())))
+        nxt[sel] = got
+    sel = np.flatnonzero(choice == 2)
+    if sel.size:
+        nxt[sel] = graph.similar.sample(cur[sel], rng.random(sel.size))
+    sel = np.flatnonzero(choice == 3)
+    if sel.size and graph.item_playlist is not None and graph.playlist_item is not None:
+        pls = graph.item_playlist.sample(cur[sel], rng.random(sel.size))
+        got = np.full(sel.size, -1, dtype=np.int64)
+        has = pls >= 0
+        got[has] = graph.playlist_item.sample(pls[has], rng.random(int(has.sum())))
+        nxt[sel] = got
+    return nxt
+
+
+def combine(seed_visits: sp.csr_matrix, *, boost: bool) -> tuple[IntArray, FloatArray]:
+    """Items and scores from per-seed visits: ``(sum sqrt V)^2`` when boosting, else ``sum V``."""
+    m = sp.csr_matrix(seed_visits)
+    if boost:
+        m = m.copy()
+        m.data = np.sqrt(m.data)
+    total = np.asarray(m.sum(axis=0)).ravel()
+    if boost:
+        total = total**2
+    items = np.flatnonzero(total > 0).astype(np.int64)
+    return items, total[items]
+
+
+def _inv(d: npt.ArrayLike) -> FloatArray:
+    f: FloatArray = np.asarray(d, dtype=np.float64)
+    out: FloatArray = np.divide(1.0, f, out=np.zeros_like(f), where=f > 0)
+    return out
+
+
+def _matvec(m: sp.csr_matrix, x: FloatArray) -> FloatArray:
+    """``m @ x`` for a float64 CSR; for vectors it calls scipy's kernel directly, skipping the
+    ~40 µs of checks ``@`` adds per call (that overhead dominates on a HetRec-sized graph)."""
+    if x.ndim == 1 and _csr_matvec is not None:
+        y = np.zeros(m.shape[0])
+        _csr_matvec(m.shape[0], m.shape[1], m.indptr, m.indices, m.data, x, y)
+        return y
+    out: FloatArray = m @ x
+    return out
+
+
+try:  # a private scipy module, stable since scipy 0.x; fall back to ``@`` without it
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
+except ImportError:  # pragma: no cover
+    _csr_matvec = None
+
+
+def _binary_csr(m: DynamicCSR, n_cols: int) -> sp.csr_matrix:
+    c = m.to_csr()
+    return _as_kernel_csr(
+        sp.csr_matrix((np.ones(c.nnz), c.indices, c.indptr), shape=(c.shape[0], n_cols))
+    )
+
+
+def _as_kernel_csr(m: sp.csr_matrix) -> sp.csr_matrix:
+    """float64 data and one index dtype (int32 when it fits), as scipy's kernel wants."""
+    idx = np.int32 if m.nnz < 2**31 - 1 and max(m.shape) < 2**31 - 1 else np.int64
+    return sp.csr_matrix(
+        (m.data.astype(np.float64), m.indices.astype(idx), m.indptr.astype(idx)), shape=m.shape
+    )
+
+
+def _t(m: sp.csr_matrix) -> sp.csr_matrix:
+    return _as_kernel_csr(sp.csr_matrix(m.T))
+
+
+class ExactOperator:
+    """The hop transition ``x -> x T`` of the typed graph, in factored sparse form.
+
+    Built from the projection's current edges (the engine rebuilds it when they change)."""
+
+    def __init__(self, graph: WalkGraph, w: TypeWeights) -> None:
+        n = graph.n_items
+        self.n = n
+        self.w = w
+        probs = graph.type_probs(w)
+        self.p_listen, self.p_tag, self.p_sim, self.p_pl = (probs[:, k] for k in range(4))
+        self.A = _binary_csr(graph.user_item, n)  # users x items
+        self.AT = _t(self.A)
+        nu = self.A.shape[0]
+        self.inv_item_users = _inv(np.diff(self.AT.indptr))
+        self.inv_user_items = _inv(np.diff(self.A.indptr))
+        self.l_in = self.p_listen * self.inv_item_users
+        self.FT: sp.csr_matrix | None = None
+        if w.friend > 0 and graph.friends.nnz:
+            f = _binary_csr(graph.friends, nu)
+            self.FT = _t(f)
+            fdeg = np.diff(f.indptr)
+            self.f = np.where(fdeg > 0, w.friend / (1.0 + w.friend), 0.0)
+            self.inv_fdeg = _inv(fdeg)
+        self.G: sp.csr_matrix | None = None
+        if w.tag > 0 and graph.item_tag.nnz:
+            self.G = _binary_csr(graph.item_tag, graph.tag_item.n_rows)
+            self.GT = _t(self.G)
+            self.t_in = self.p_tag * _inv(np.diff(self.G.indptr))
+            self.inv_tag_items = _inv(np.diff(self.GT.indptr))
+        self.ST: sp.csr_matrix | None = None
+        if w.similar > 0 and graph.similar.nnz:
+            s = _binary_csr(graph.similar, n)
+            self.ST = _t(s)
+            self.s_in = self.p_sim * _inv(np.diff(s.indptr))
+        self.P: sp.csr_matrix | None = None
+        if w.playlist > 0 and graph.playlist_item is not None and graph.playlist_item.nnz:
+            self.P = _binary_csr(graph.playlist_item, n)
+            self.PT = _t(self.P)
+            self.inv_pl_items = _inv(np.diff(self.P.indptr))
+            self.p_in = self.p_pl * _inv(np.diff(self.PT.indptr))
+
+    def apply(self, x: FloatArray) -> FloatArray:
+        """Mass on items (a vector, or one column per start) after one hop."""
+
+        def c(v: FloatArray) -> FloatArray:
+            return v if x.ndim == 1 else v[:, None]
+
+        y = np.zeros(x.shape)
+        if self.w.listen > 0:
+            z = _matvec(self.A, x * c(self.l_in))
+            if self.FT is not None:
+                moved = z * c(self.f)
+                z = z - moved + _matvec(self.FT, moved * c(self.inv_fdeg))
+            y += _matvec(self.AT, z * c(self.inv_user_items))
+        if self.G is not None:
+            t = _matvec(self.GT, x * c(self.t_in))
+            y += _matvec(self.G, t * c(self.inv_tag_items))
+        if self.ST is not None:
+            y += _matvec(self.ST, x * c(self.s_in))
+        if self.P is not None:
+            q = _matvec(self.P, x * c(self.p_in))
+            y += _matvec(self.PT, q * c(self.inv_pl_items))
+        return y
+
+
+def exact_ppr(op: ExactOperator, start: FloatArray, params: WalkParams) -> tuple[FloatArray, int]:
+    """``sum_k (1-alpha)^(k-1) start T^k`` by power iteration; also the hops it took.
+
+    ``start`` is a vector (n,) or a block (n, s) of start masses (one column per seed)."""
+    x = np.asarray(start, dtype=np.float64)
+    total = np.zeros_like(x)
+    mass0 = float(np.abs(x).sum()) or 1.0
+    hops = 0
+    for hops in range(1, params.max_hops + 1):  # noqa: B007
+        x = op.apply(x)
+        total += x
+        x = x * (1.0 - params.alpha)
+        if float(np.abs(x).sum()) < params.tol * mass0:
+            break
+    return total, hops
+
+
+def exact_walk(
+    graph: WalkGraph,
+    seeds: IntArray,
+    weights: FloatArray,
+    params: WalkParams,
+    *,
+    op: ExactOperator | None = None,
+    per_seed: bool = False,
+) -> WalkResult:
+    """The exact counterpart of :func:`pixie_walk`: expected visits for the same walks per seed.
+
+    Without ``per_seed`` one power iteration serves all seeds (plain PPR, what ``boost=False``
+    samples); with it, one column per seed, so boosting and shares are exact too (slower)."""
+    seeds = np.asarray(seeds, dtype=np.int64)
+    op = op or ExactOperator(graph, params.weights)
+    walks = seed_budget(graph, seeds, weights, params)
+    n = graph.n_items
+    if per_seed:
+        start = np.zeros((n, seeds.size))
+        start[seeds, np.arange(seeds.size)] = walks
+        block, hops = exact_ppr(op, start, params)
+        seed_visits = sp.csr_matrix(block.T)
+        items, scores = combine(seed_visits, boost=params.boost)
+        return WalkResult(items, scores, seed_visits, hops, "exact-ppr")
+    start_v = np.zeros(n)
+    np.add.at(start_v, seeds, walks)
+    total, hops = exact_ppr(op, start_v, params)
+    items = np.flatnonzero(total > 0).astype(np.int64)
+    seed_visits = sp.csr_matrix((1, n))  # one pooled vector: no per-seed split (see per_seed)
+    return WalkResult(items, total[items], seed_visits, hops, "exact-ppr")
+
+
+def history_seeds(
+    items: IntArray,
+    counts: npt.ArrayLike,
+    last_at: npt.ArrayLike,
+    *,
+    half_life_days: float = 90.0,
+    max_seeds: int = 100,
+) -> tuple[IntArray, FloatArray]:
+    """Seed items and weights from a user's history: log-count times recency (half-life decay
+    from the user's latest listen; no times means no decay), the ``max_seeds`` heaviest."""
+    items = np.asarray(items, dtype=np.int64)
+    w = np.log1p(np.asarray(counts, dtype=np.float64))
+    t = np.asarray(last_at, dtype=np.float64)
+    if t.size and t.max() > 0:
+        age_days = (t.max() - t) / 86_400.0
+        w = w * np.power(0.5, age_days / half_life_days)
+    if items.size > max_seeds:
+        keep = np.argpartition(-w, max_seeds - 1)[:max_seeds]
+        items, w = items[keep], w[keep]
+    return items, w
+
+
+class RandomWalkRecommender:
+    """The walk behind the common recommender interface (fit / recommend / similar_items).
+
+    ``mode`` is ``"sampled"`` (Pixie) or ``"exact"`` (power iteration on the same graph). Tags and
+    friends from :class:`TrainingData` join the walk when their weights are positive.
+    """
+
+    name = "RandomWalk"
+
+    def __init__(
+        self, *, params: WalkParams | None = None, mode: str = "exact", seed: int = 0
+    ) -> None:
+        if mode not in ("exact", "sampled"):
+            raise RecommenderError(f"unknown walk mode {mode!r}: use 'exact' or 'sampled'")
+        self.params = params or WalkParams()
+        self.mode = mode
+        self.seed = seed
+        self._projection: Projection | None = None
+        self._graph: WalkGraph | None = None
+        self._op: ExactOperator | None = None
+
+    def fit(self, data: TrainingData) -> None:
+        ui = sp.coo_matrix(data.user_items)
+        kw: dict[str, object] = {}
+        n_tags = 0
+        if data.item_tags is not None:
+            it = sp.coo_matrix(data.item_tags)
+            n_tags = int(it.shape[1])
+            kw["artist_tags"] = (it.row, it.col, it.data)
+        if data.user_friends is not None:
+            fr = sp.coo_matrix(data.user_friends)
+            kw["friends"] = (fr.row, fr.col)
+        if data.item_item is not None:
+            ii = sp.coo_matrix(data.item_item)
+            kw["artist_sim"] = (ii.row, ii.col, ii.data)
+        self._projection = Projection.from_arrays(
+            user_ids=[str(i) for i in range(data.n_users)],
+            artist_ids=[str(i) for i in range(data.n_items)],
+            tag_names=[str(i) for i in range(n_tags)],
+            artist_listens=(ui.row, ui.col, ui.data),
+            **kw,  # type: ignore[arg-type]
+        )
+        self._graph = WalkGraph(self._projection, "artist")
+        self._op = ExactOperator(self._graph, self.params.weights) if self.mode == "exact" else None
+
+    def _walk(self, seeds: IntArray, weights: FloatArray) -> WalkResult:
+        if self._graph is None:
+            raise RecommenderError("RandomWalkRecommender is not fitted: call fit(data) first")
+        if self.mode == "exact":
+            return exact_walk(self._graph, seeds, weights, self.params, op=self._op)
+        return pixie_walk(
+            self._graph, seeds, weights, self.params, np.random.default_rng(self.seed)
+        )
+
+    def _scores(self, user: int) -> FloatArray:
+        assert self._graph is not None
+        ui = self._graph.user_item
+        items = ui.row(user).astype(np.int64)
+        seeds, w = history_seeds(items, ui.row_weights(user), ui.row_times(user))
+        res = self._walk(seeds, w)
+        out = np.zeros(self._graph.n_items)
+        out[res.items] = res.scores
+        return out
+
+    def recommend(
+        self, user: int, *, n: int = 20, exclude: IntArray | None = None
+    ) -> tuple[IntArray, FloatArray]:
+        if self._graph is None:
+            raise RecommenderError("RandomWalkRecommender is not fitted: call fit(data) first")
+        scores = self._scores(user)
+        scores[self._graph.user_item.row(user)] = -np.inf
+        if exclude is not None:
+            scores[exclude] = -np.inf
+        return _top(scores, n)
+
+    def recommend_many(self, users: IntArray, *, n: int = 20) -> IntArray:
+        return np.stack([self.recommend(int(u), n=n)[0] for u in users])
+
+    def similar_items(self, item: int, *, n: int = 20) -> tuple[IntArray, FloatArray]:
+        if self._graph is None:
+            raise RecommenderError("RandomWalkRecommender is not fitted: call fit(data) first")
+        res = self._walk(np.array([item]), np.ones(1))
+        scores = np.zeros(self._graph.n_items)
+        scores[res.items] = res.scores
+        scores[item] = -np.inf
+        return _top(scores, n)
+
+
+def _top(scores: FloatArray, n: int) -> tuple[IntArray, FloatArray]:
+    return _top_of(np.arange(scores.size, dtype=np.int64), scores, n)
