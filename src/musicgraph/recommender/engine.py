@@ -1,0 +1,704 @@
+"""The serving side of the recommender: one engine over the in-memory projection.
+
+:class:`RecommendationEngine` is what the API and the CLI call. It loads a
+:class:`~musicgraph.recommender.projection.Projection` from the store once, keeps it current from
+the event bus, and answers every request from RAM:
+
+- ``recommend(user, kind, controls)``: a random walk with restart from the user's history (seeds
+  weighted by log-count and recency, liked tracks added), scored *exactly* by power iteration when
+  the graph is small enough for the budget (``method="exact-ppr"``) and *sampled* with the
+  vectorised Pixie walk otherwise (``"pixie-sampled"``); a request with ``seeds`` is seed radio
+  (``"seed-radio:<method>"``); a user without history and without seeds gets ``"popularity"``.
+- ``similar(item)``: the same walk from one item.
+- controls (:class:`Controls`) filter and re-rank the candidates; every item can say why
+  (:class:`Reason`, see :mod:`musicgraph.recommender.explain`).
+
+Live updates (``start``/``stop``): the engine subscribes to the bus and applies, in place, events
+with these payloads (``event.user_id`` set where it concerns one user):
+
+- ``listens.recorded``: ``{"listens": [{"track_id", "listened_at", "skipped"}, ...]}`` (new only)
+- ``ratings.changed``: anything; the user's ratings are re-read (``store.get_ratings``); without a
+  store, ``{"track_id", "score"}`` (score ``None`` clears)
+- ``playlists.changed``: ``{"playlist_id"}``; the playlist's entries are re-read (gone = emptied)
+- ``similarity.added``: ``{"similarities": [{"item_kind", "source_id", "target_id", "score",
+  "source"}, ...]}`` or ``{"kind", "item_ids"}`` (re-read with ``store.get_similar``)
+- ``tracks.updated``: ``{"track_ids": [...]}`` (re-read with ``store.get_tracks``)
+- ``tags.changed``: ``{"kind", "item_ids"}`` (re-read with ``store.get_tags``)
+
+and then publishes ``Event("recommendations.updated", user_id=..., payload={"kinds": [...]})`` for
+the user concerned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from musicgraph.errors import RecommenderError
+from musicgraph.events import Event, EventBus, Subscription, Topic
+from musicgraph.graph.models import ItemKind, Similarity
+from musicgraph.logging import get_logger
+from musicgraph.recommender.base import FloatArray, IntArray
+from musicgraph.recommender.explain import Reason, SeedOrigin, explain
+from musicgraph.recommender.projection import Projection
+from musicgraph.recommender.random_walk import (
+    ExactOperator,
+    WalkGraph,
+    WalkParams,
+    WalkResult,
+    exact_walk,
+    history_seeds,
+    pixie_walk,
+    seed_budget,
+)
+
+if TYPE_CHECKING:
+    from musicgraph.graph.base import GraphStore
+    from musicgraph.graph.models import Playlist
+    from musicgraph.recommender.clusters import TasteCluster
+
+__all__ = [
+    "Controls",
+    "EngineStats",
+    "Reason",
+    "Recommendation",
+    "RecommendationEngine",
+    "RecommendationResult",
+]
+
+log = get_logger(__name__)
+
+_KINDS: tuple[ItemKind, ...] = ("track", "artist")
+_TOPICS: tuple[Topic, ...] = (
+    "listens.recorded",
+    "ratings.changed",
+    "playlists.changed",
+    "similarity.added",
+    "tracks.updated",
+    "tags.changed",
+)
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What a request may ask for (DESIGN.md section 3, "Controls")."""
+
+    limit: int = 20
+    seeds: tuple[str, ...] = ()  # track or artist ids, or "tag:<name>"
+    exclude_heard: bool = True
+    exclude_heard_within_days: int | None = None  # only what was heard in the last N days
+    max_per_artist: int | None = None
+    include_tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    novelty: float = 0.0  # 0..1 popularity penalty
+    bpm: tuple[float, float] | None = None
+    energy: tuple[float, float] | None = None
+    valence: tuple[float, float] | None = None
+    explain: bool = True
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    kind: ItemKind
+    score: float
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class RecommendationResult:
+    items: tuple[Recommendation, ...]
+    method: str  # "exact-ppr" | "pixie-sampled" | "seed-radio:..." | "popularity"
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    users: int
+    items: int
+    edges: int
+    memory_bytes: int
+    loaded: bool
+    tracks: int = 0
+    artists: int = 0
+    tags: int = 0
+    events_applied: int = 0
+    last_load_ms: float = 0.0
+
+
+@dataclass
+class _Seeds:
+    items: IntArray
+    weights: FloatArray
+    origins: list[SeedOrigin] = field(default_factory=list)
+
+
+class RecommendationEngine:
+    """Recommendations from the in-memory projection (see the module docstring).
+
+    Options: ``params`` (:class:`WalkParams`, per kind via ``params_track``/``params_artist``),
+    ``mode`` ("auto", "exact" or "sampled"), ``exact_budget`` (edges an exact answer may touch,
+    hops included; above it the walk is sampled), ``popularity_beta`` (score divided by
+    item degree^beta, as RP3beta does), ``seed`` (random seed of the sampled walk), ``store`` (for
+    re-reads on events and playlist generation), ``clock`` (seconds, for "heard within N days").
+    """
+
+    def __init__(
+        self,
+        projection: Projection,
+        *,
+        store: GraphStore | None = None,
+        bus: EventBus | None = None,
+        params: WalkParams | None = None,
+        params_track: WalkParams | None = None,
+        params_artist: WalkParams | None = None,
+        mode: str = "auto",
+        exact_budget: int = 4_000_000,
+        popularity_beta: float = 0.3,
+        seed: int = 0,
+        clock: Any = time.time,
+        loaded: bool = True,
+    ) -> None:
+        if mode not in ("auto", "exact", "sampled"):
+            raise RecommenderError(f"unknown walk mode {mode!r}: use auto, exact or sampled")
+        self.projection = projection
+        self.store = store
+        self.bus = bus
+        base = params or WalkParams()
+        self.params: dict[ItemKind, WalkParams] = {
+            "track": params_track or base,
+            "artist": params_artist or base,
+        }
+        self.mode = mode
+        self.exact_budget = exact_budget
+        self.popularity_beta = popularity_beta
+        self.seed = seed
+        self.clock = clock
+        self._loaded = loaded
+        self._ops: dict[ItemKind, tuple[tuple[int, ...], ExactOperator]] = {}
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._events_applied = 0
+        self._load_ms = 0.0
+        self._requests = 0
+
+    @classmethod
+    async def load(
+        cls, store: GraphStore, bus: EventBus | None = None, **options: Any
+    ) -> RecommendationEngine:
+        """Build the projection from ``store`` and return an engine over it (not yet listening:
+        call :meth:`start` to follow the bus)."""
+        t0 = time.perf_counter()
+        projection = await Projection.load(store)
+        engine = cls(projection, store=store, bus=bus, **options)
+        engine._load_ms = (time.perf_counter() - t0) * 1000
+        log.info(
+            "recommender.loaded",
+            users=len(projection.users),
+            tracks=len(projection.tracks),
+            artists=len(projection.artists),
+            ms=round(engine._load_ms, 1),
+        )
+        return engine
+
+    # --- stats --------------------------------------------------------------------------------------
+    @property
+    def stats(self) -> EngineStats:
+        s = self.projection.stats()
+        return EngineStats(
+            users=s.users,
+            items=s.items,
+            edges=s.edges,
+            memory_bytes=s.edge_bytes + s.id_bytes,
+            loaded=self._loaded,
+            tracks=s.tracks,
+            artists=s.artists,
+            tags=s.tags,
+            events_applied=self._events_applied,
+            last_load_ms=self._load_ms,
+        )
+
+    # --- requests -----------------------------------------------------------------------------------
+    def recommend(
+        self, user_id: str | None, *, kind: ItemKind = "track", controls: Controls | None = None
+    ) -> RecommendationResult:
+        """Top items of ``kind`` for ``user_id`` under ``controls`` (see the module docstring)."""
+        t0 = time.perf_counter()
+        c = controls or Controls()
+        _check(kind, c)
+        p = self.projection
+        user = p.users.get(user_id) if user_id is not None else None
+        if user_id is not None and user is None and not c.seeds:
+            raise RecommenderError(
+                f"unknown user {user_id!r}: the recommender has no listens, ratings or friends "
+                "for this id (record a listen first, or pass seeds for seed radio)"
+            )
+        if c.seeds:
+            seeds = self._request_seeds(c.seeds, kind)
+            prefix = "seed-radio:"
+        else:
+            seeds = self._history_seeds(user, kind) if user is not None else _Seeds(*_empty())
+            prefix = ""
+        if seeds.items.size == 0:
+            items, scores = self._popularity(kind)
+            walk: WalkResult | None = None
+            method = "popularity"
+            walks = np.zeros(0)
+        else:
+            walk, walks = self._walk(kind, seeds)
+            items, scores = walk.items, walk.scores
+            method = prefix + walk.method
+        # the items asked for are not news; items reached from a tag are what tag radio is for
+        exclude_seeds = (
+            seeds.items[[o.seed_kind != "tag" for o in seeds.origins]] if c.seeds else None
+        )
+        top_items, top_scores = self._rank(kind, user, items, scores, c, exclude_seeds)
+        reasons: list[tuple[Reason, ...]]
+        if c.explain and walk is not None:
+            reasons = explain(
+                p,
+                kind,
+                top_items,
+                seeds.items,
+                seeds.origins,
+                walk,
+                self.params[kind],
+                walks,
+                user=user,
+            )
+        elif c.explain and walk is None:
+            reasons = [self._popular_reason(kind, int(i)) for i in top_items]
+        else:
+            reasons = [() for _ in top_items]
+        ids = p.items(kind).ids
+        recs = tuple(
+            Recommendation(ids[int(i)], kind, float(s), r)
+            for i, s, r in zip(top_items, top_scores, reasons, strict=True)
+        )
+        self._requests += 1
+        return RecommendationResult(recs, method, (time.perf_counter() - t0) * 1000)
+
+    def similar(
+        self, item_id: str, *, kind: ItemKind = "track", limit: int = 20
+    ) -> RecommendationResult:
+        """Items of ``kind`` close to ``item_id`` in the graph (a walk from that one item)."""
+        t0 = time.perf_counter()
+        if kind not in _KINDS:
+            raise RecommenderError(f"unknown kind {kind!r}: use 'track' or 'artist'")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise RecommenderError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        p = self.projection
+        i = p.items(kind).get(item_id)
+        if i is None:
+            raise RecommenderError(f"unknown {kind} {item_id!r}: not in the recommender's graph")
+        seeds = _Seeds(
+            np.array([i], dtype=np.int64),
+            np.ones(1),
+            [SeedOrigin(item_id, kind, p.item_name(kind, i))],
+        )
+        walk, walks = self._walk(kind, seeds)
+        c = Controls(limit=limit, exclude_heard=False)
+        top_items, top_scores = self._rank(kind, None, walk.items, walk.scores, c, seeds.items)
+        reasons = explain(
+            p, kind, top_items, seeds.items, seeds.origins, walk, self.params[kind], walks
+        )
+        ids = p.items(kind).ids
+        recs = tuple(
+            Recommendation(ids[int(j)], kind, float(s), r)
+            for j, s, r in zip(top_items, top_scores, reasons, strict=True)
+        )
+        return RecommendationResult(recs, walk.method, (time.perf_counter() - t0) * 1000)
+
+    async def generate_playlist(
+        self,
+        store: GraphStore,
+        user_id: str,
+        *,
+        seeds: Sequence[str] = (),
+        length: int = 20,
+        controls: Controls | None = None,
+        name: str = "Generated playlist",
+        public: bool = False,
+    ) -> Playlist:
+        """Recommend ``length`` tracks (from ``seeds`` or the user's history), order them so that
+        neighbours fit, and save them as a playlist of ``user_id``."""
+        from musicgraph.recommender.playlist import generate_playlist
+
+        return await generate_playlist(
+            self,
+            store,
+            user_id,
+            seeds=tuple(seeds),
+            length=length,
+            controls=controls or Controls(),
+            name=name,
+            public=public,
+        )
+
+    def taste_clusters(self, user_id: str, *, max_artists: int = 200) -> list[TasteCluster]:
+        """The user's artists grouped into communities of the artist similarity graph."""
+        from musicgraph.recommender.clusters import taste_clusters
+
+        return taste_clusters(self.projection, user_id, max_artists=max_artists)
+
+    # --- seeds ----------------------------------------------------------------------------------------
+    def _history_seeds(self, user: int, kind: ItemKind) -> _Seeds:
+        p = self.projection
+        rel = p.listened(kind).fwd
+        items, w = history_seeds(
+            rel.row(user).astype(np.int64), rel.row_weights(user), rel.row_times(user)
+        )
+        liked = [t for t, s in p.ratings.get(user, {}).items() if s > 0]
+        if liked:
+            top = float(w.max(initial=1.0))
+            extra = (
+                np.array(liked, dtype=np.int64)
+                if kind == "track"
+                else np.array([a for a in (p.artist_of(t) for t in liked) if a >= 0], np.int64)
+            )
+            items = np.concatenate([items, extra])
+            w = np.concatenate([w, np.full(extra.size, top)])
+            items, inverse = np.unique(items, return_inverse=True)
+            w = np.bincount(inverse, weights=w, minlength=items.size).astype(np.float64)
+        origins = [SeedOrigin(p.items(kind).ids[i], kind, p.item_name(kind, i)) for i in items]
+        return _Seeds(items, w, origins)
+
+    def _request_seeds(self, seeds: Sequence[str], kind: ItemKind) -> _Seeds:
+        p = self.projection
+        items: list[int] = []
+        weights: list[float] = []
+        origins: list[SeedOrigin] = []
+
+        def put(idx: Sequence[int], ws: Sequence[float], origin: SeedOrigin) -> None:
+            total = float(sum(ws)) or 1.0
+            for i, w in zip(idx, ws, strict=True):
+                items.append(int(i))
+                weights.append(float(w) / total)
+                origins.append(origin)
+
+        for s in seeds:
+            if s.startswith("tag:"):
+                name = s[4:].strip()
+                tagged = self._items_with_tag(kind, name, limit=50)
+                if tagged.size == 0:
+                    raise RecommenderError(f"unknown seed {s!r}: no {kind} is tagged {name!r}")
+                pop = self._degrees(kind)[tagged].astype(np.float64) + 1.0
+                put(tagged.tolist(), pop.tolist(), SeedOrigin(s, "tag", name))
+                continue
+            t = p.tracks.get(s)
+            a = p.artists.get(s)
+            if t is not None:
+                origin = SeedOrigin(s, "track", p.item_name("track", t))
+                if kind == "track":
+                    put([t], [1.0], origin)
+                elif p.artist_of(t) >= 0:
+                    put([p.artist_of(t)], [1.0], origin)
+            elif a is not None:
+                origin = SeedOrigin(s, "artist", p.item_name("artist", a))
+                if kind == "artist":
+                    put([a], [1.0], origin)
+                else:
+                    tracks = p.artist_track.row(a).astype(np.int64)
+                    if tracks.size:
+                        pop = self._degrees("track")[tracks].astype(np.float64) + 1.0
+                        order = np.argsort(-pop)[:20]
+                        put(tracks[order].tolist(), pop[order].tolist(), origin)
+            else:
+                raise RecommenderError(
+                    f"unknown seed {s!r}: not a track or artist id in the graph, nor tag:<name>"
+                )
+        return _Seeds(np.array(items, dtype=np.int64), np.array(weights), origins)
+
+    def _items_with_tag(self, kind: ItemKind, name: str, *, limit: int | None = None) -> IntArray:
+        p = self.projection
+        g = p.tags.get(name) if name in p.tags else p.tags.get(name.strip().lower())
+        if g is None:
+            return np.zeros(0, dtype=np.int64)
+        out = p.tagged(kind).rev.row(g).astype(np.int64)
+        if kind == "track":
+            arts = p.artist_tag.rev.row(g).tolist() if g < p.artist_tag.rev.n_rows else []
+            via = [p.artist_track.row(int(a)) for a in arts]
+            if via:
+                out = np.unique(np.concatenate([out, *[v.astype(np.int64) for v in via]]))
+        if limit is not None and out.size > limit:
+            pop = self._degrees(kind)[out]
+            out = out[np.argsort(-pop, kind="stable")[:limit]]
+        return out
+
+    # --- scoring ---------------------------------------------------------------------------------------
+    def _degrees(self, kind: ItemKind) -> IntArray:
+        rev = self.projection.listened(kind).rev
+        return rev.length[: rev.n_rows].astype(np.int64)
+
+    def choose(self, kind: ItemKind) -> str:
+        """ "exact" or "sampled" for a walk over ``kind`` now (by graph size and budget)."""
+        if self.mode != "auto":
+            return self.mode
+        params = self.params[kind]
+        graph = WalkGraph(self.projection, kind)
+        hops = max(1.0, np.log(max(params.tol, 1e-12)) / np.log(max(1.0 - params.alpha, 1e-9)))
+        return "exact" if graph.cost(params.weights) * hops <= self.exact_budget else "sampled"
+
+    def _operator(self, kind: ItemKind, graph: WalkGraph) -> ExactOperator:
+        params = self.params[kind]
+        key = (
+            graph.user_item.version,
+            graph.item_tag.version,
+            graph.friends.version,
+            graph.similar.version,
+            graph.playlist_item.version if graph.playlist_item is not None else 0,
+            graph.n_items,
+        )
+        cached = self._ops.get(kind)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        op = ExactOperator(graph, params.weights)
+        self._ops[kind] = (key, op)
+        return op
+
+    def _walk(self, kind: ItemKind, seeds: _Seeds) -> tuple[WalkResult, FloatArray]:
+        params = self.params[kind]
+        graph = WalkGraph(self.projection, kind)
+        walks = seed_budget(graph, seeds.items, seeds.weights, params)
+        if self.choose(kind) == "exact":
+            res = exact_walk(
+                graph, seeds.items, seeds.weights, params, op=self._operator(kind, graph)
+            )
+        else:
+            rng = np.random.default_rng(self.seed)
+            res = pixie_walk(graph, seeds.items, seeds.weights, params, rng)
+        return res, walks
+
+    def _popularity(self, kind: ItemKind) -> tuple[IntArray, FloatArray]:
+        deg = self._degrees(kind)
+        items = np.flatnonzero(deg > 0).astype(np.int64)
+        return items, deg[items].astype(np.float64)
+
+    def _popular_reason(self, kind: ItemKind, item: int) -> tuple[Reason, ...]:
+        n = int(self._degrees(kind)[item])
+        name = self.projection.item_name(kind, item)
+        return (
+            Reason(
+                seed_id="popular",
+                seed_kind=kind,
+                share=1.0,
+                evidence=f"{name} is popular: {n} listener{'s' if n != 1 else ''}",
+                shared_listeners=n,
+            ),
+        )
+
+    def _rank(
+        self,
+        kind: ItemKind,
+        user: int | None,
+        items: IntArray,
+        scores: FloatArray,
+        c: Controls,
+        exclude: IntArray | None,
+    ) -> tuple[IntArray, FloatArray]:
+        """Apply the controls to the candidates and keep the best ``c.limit``."""
+        p = self.projection
+        n = p.n_items(kind)
+        keep = np.ones(items.size, dtype=bool)
+        banned = np.zeros(0, dtype=np.int64)
+        if exclude is not None:
+            banned = np.concatenate([banned, exclude])
+        if user is not None:
+            if c.exclude_heard:
+                rel = p.listened(kind).fwd
+                heard = rel.row(user).astype(np.int64)
+                if c.exclude_heard_within_days is not None:
+                    since = self.clock() - c.exclude_heard_within_days * 86_400
+                    heard = heard[rel.row_times(user).astype(np.float64) >= since]
+                banned = np.concatenate([banned, heard])
+            if kind == "track":
+                disliked = [t for t, s in p.ratings.get(user, {}).items() if s < 0]
+                banned = np.concatenate([banned, np.array(disliked, dtype=np.int64)])
+        if banned.size:
+            keep &= ~np.isin(items, banned)
+        if c.include_tags or c.exclude_tags:
+            for tags, want in ((c.include_tags, True), (c.exclude_tags, False)):
+                if not tags:
+                    continue
+                mask = np.zeros(n, dtype=bool)
+                for t in tags:
+                    mask[self._items_with_tag(kind, t)] = True
+                keep &= mask[items] if want else ~mask[items]
+        for name, rng_ in (("bpm", c.bpm), ("energy", c.energy), ("valence", c.valence)):
+            if rng_ is not None:
+                v = p.features[name][items]
+                keep &= (v >= rng_[0]) & (v <= rng_[1])  # NaN (not enriched) fails both
+        items, scores = items[keep], scores[keep]
+        penalty = self.popularity_beta + c.novelty
+        if penalty > 0 and items.size:
+            deg = self._degrees(kind)[items].astype(np.float64)
+            scores = scores / np.power(deg + 1.0, penalty)
+        return _top_capped(p, kind, items, scores, c.limit, c.max_per_artist)
+
+    # --- live -------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Follow the bus: apply graph events in place and announce fresh recommendations."""
+        if self.bus is None or self._task is not None:
+            return
+        self._sub = self.bus.subscribe(_TOPICS)
+        self._task = asyncio.create_task(self._consume(self._sub), name="recommender-events")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+
+    async def _consume(self, sub: Subscription) -> None:
+        async for event in sub:
+            try:
+                await self.apply_event(event)
+            except Exception as exc:  # keep following the bus whatever one event does
+                log.exception("recommender.event_failed", topic=event.topic, error=str(exc))
+
+    async def apply_event(self, event: Event) -> None:
+        """Apply one graph event to the projection, then publish ``recommendations.updated`` for
+        the user it concerns (see the module docstring for payloads)."""
+        p = self.projection
+        payload = event.payload
+        kinds: list[str] = []
+        if event.topic == "listens.recorded" and event.user_id:
+            rows = payload.get("listens", [])
+            unknown = [r["track_id"] for r in rows if r["track_id"] not in p.tracks]
+            artists: dict[str, str | None] = {}
+            if unknown and self.store is not None:
+                tracks = await self.store.get_tracks(unknown)
+                found = [t for t in tracks if t is not None]
+                p.update_tracks(found)
+                artists = {t.id: (t.artist_ids[0] if t.artist_ids else None) for t in found}
+            p.apply_listens(
+                event.user_id,
+                [(r["track_id"], int(r["listened_at"]), bool(r.get("skipped"))) for r in rows],
+                track_artists=artists,
+            )
+            kinds = ["track", "artist"]
+        elif event.topic == "ratings.changed" and event.user_id:
+            if self.store is not None:
+                ratings = await self.store.get_ratings(event.user_id)
+                p.set_ratings(event.user_id, [(r.track_id, r.score) for r in ratings])
+            else:
+                u = p.users.add(event.user_id)
+                current = {p.tracks.ids[t]: s for t, s in p.ratings.get(u, {}).items()}
+                if payload.get("score") is None:
+                    current.pop(payload.get("track_id", ""), None)
+                else:
+                    current[payload["track_id"]] = int(payload["score"])
+                p.set_ratings(event.user_id, list(current.items()))
+            kinds = ["track", "artist"]
+        elif event.topic == "playlists.changed":
+            pid = payload.get("playlist_id")
+            if pid and self.store is not None:
+                pl = (await self.store.get_playlists([pid]))[0]
+                entries = await self.store.playlist_entries(pid) if pl is not None else []
+                p.set_playlist(pid, [e.track_id for e in entries])
+            elif pid and "track_ids" in payload:
+                p.set_playlist(pid, list(payload["track_ids"]))
+            kinds = ["track"]
+        elif event.topic == "similarity.added":
+            if "similarities" in payload:
+                p.add_similarities(Similarity(**row) for row in payload["similarities"])
+            elif self.store is not None and "item_ids" in payload:
+                kind = payload.get("kind", "track")
+                for item_id in payload["item_ids"]:
+                    p.add_similarities(await self.store.get_similar(kind, item_id, limit=200))
+            kinds = ["track", "artist"]
+        elif event.topic == "tracks.updated" and self.store is not None:
+            ids = list(payload.get("track_ids", []))
+            if ids:
+                p.update_tracks([t for t in await self.store.get_tracks(ids) if t is not None])
+        elif event.topic == "tags.changed" and self.store is not None:
+            kind = payload.get("kind", "track")
+            ids = list(payload.get("item_ids", []))
+            if ids:
+                for item_id, rows in zip(ids, await self.store.get_tags(kind, ids), strict=True):
+                    p.set_tags(kind, item_id, [(t.tag, t.count) for t in rows])
+        self._events_applied += 1
+        if kinds and event.user_id and self.bus is not None:
+            self.bus.publish(
+                Event("recommendations.updated", payload={"kinds": kinds}, user_id=event.user_id)
+            )
+
+    def add_user(self, user_id: str) -> None:
+        """Make a user without any edges known (a new account), so that ``recommend`` answers
+        with popularity instead of an unknown-user error."""
+        self.projection.add_user(user_id)
+
+
+def _empty() -> tuple[IntArray, FloatArray]:
+    return np.zeros(0, dtype=np.int64), np.zeros(0)
+
+
+def _check(kind: str, c: Controls) -> None:
+    if kind not in _KINDS:
+        raise RecommenderError(f"unknown kind {kind!r}: use 'track' or 'artist'")
+    if not 1 <= c.limit <= MAX_LIMIT:
+        raise RecommenderError(f"limit must be between 1 and {MAX_LIMIT}, got {c.limit}")
+    if not 0.0 <= c.novelty <= 1.0:
+        raise RecommenderError(f"novelty must be between 0 and 1, got {c.novelty}")
+    if c.max_per_artist is not None and c.max_per_artist < 1:
+        raise RecommenderError(f"max_per_artist must be at least 1, got {c.max_per_artist}")
+    if c.exclude_heard_within_days is not None and c.exclude_heard_within_days < 0:
+        raise RecommenderError(
+            f"exclude_heard_within_days must be >= 0, got {c.exclude_heard_within_days}"
+        )
+    for name in ("bpm", "energy", "valence"):
+        r = getattr(c, name)
+        if r is None:
+            continue
+        if kind != "track":
+            raise RecommenderError(f"{name} ranges apply to tracks only, not to {kind}s")
+        if len(r) != 2 or r[0] > r[1]:
+            raise RecommenderError(f"{name} range must be (low, high) with low <= high, got {r}")
+
+
+def _top_capped(
+    p: Projection,
+    kind: ItemKind,
+    items: IntArray,
+    scores: FloatArray,
+    limit: int,
+    max_per_artist: int | None,
+) -> tuple[IntArray, FloatArray]:
+    """The best ``limit`` items, at most ``max_per_artist`` per artist (tracks)."""
+    if items.size == 0:
+        return items, scores
+    cap = max_per_artist if kind == "track" else None
+    want = limit if cap is None else min(items.size, limit * 8 + 64)
+    while True:
+        k = min(want, items.size)
+        idx = np.argpartition(-scores, k - 1)[:k] if k < items.size else np.arange(items.size)
+        idx = idx[np.lexsort((items[idx], -scores[idx]))]  # score desc, then index: stable
+        if cap is None:
+            idx = idx[:limit]
+            return items[idx], scores[idx]
+        per: dict[int, int] = {}
+        chosen: list[int] = []
+        for j in idx.tolist():
+            a = p.artist_of(int(items[j]))
+            if a >= 0:
+                if per.get(a, 0) >= cap:
+                    continue
+                per[a] = per.get(a, 0) + 1
+            chosen.append(j)
+            if len(chosen) == limit:
+                break
+        if len(chosen) == limit or k == items.size:
+            sel = np.array(chosen, dtype=np.int64)
+            return items[sel], scores[sel]
+        want *= 4
