@@ -184,9 +184,20 @@ async def execute(
         return result
 
 
-def raw_post(live: LiveServer, body: Any, token: str | None = None) -> httpx.Response:
+async def get(live: LiveServer, path: str, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+        return await client.get(path, **kwargs)
+
+
+async def post(live: LiveServer, path: str, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+        return await client.post(path, **kwargs)
+
+
+async def raw_post(live: LiveServer, body: Any, token: str | None = None) -> httpx.Response:
+    """POST a GraphQL body as it is (to see the HTTP status and the raw error objects)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.post(live.url + "/graphql", json=body, headers=headers, timeout=30)
+    return await post(live, "/graphql", json=body, headers=headers)
 
 
 def run_in_thread(fn: Any, *args: Any) -> Any:

@@ -43,9 +43,14 @@ async def listening_stats(
     for track in tracks:
         if track is not None and track.artist_ids:
             by_artist[track.artist_ids[0]] += by_track[track.id]
-    tag_rows = await ctx.loaders.artist_tags.load_many(list(by_artist))
+    # Tags of the tracks played, and of their artists (HetRec-style graphs tag artists only).
     by_tag: Counter[str] = Counter()
-    for artist_id, rows in zip(by_artist, tag_rows, strict=True):
+    track_tags = await ctx.loaders.track_tags.load_many(list(by_track))
+    for track_id, rows in zip(by_track, track_tags, strict=True):
+        for row in rows[:10]:
+            by_tag[row.tag] += by_track[track_id]
+    artist_tags = await ctx.loaders.artist_tags.load_many(list(by_artist))
+    for artist_id, rows in zip(by_artist, artist_tags, strict=True):
         for row in rows[:10]:
             by_tag[row.tag] += by_artist[artist_id]
     per_day = Counter(

@@ -42,18 +42,38 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (PublicError, GraphQLError))
 
 
+class MaskUnexpectedErrors(MaskErrors):
+    """``MaskErrors`` that tells the client the request id to quote (the log has the details)."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        context = getattr(self, "execution_context", None)
+        request_id = getattr(getattr(context, "context", None), "request_id", None)
+        return GraphQLError(
+            message=self.error_message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions={"requestId": request_id} if request_id else None,
+        )
+
+
 class MusicgraphSchema(strawberry.Schema):
     """Logs every error where it happened, before ``MaskErrors`` hides the unexpected ones."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        context = execution_context.context if execution_context is not None else None
+        request_id = getattr(context, "request_id", None)
         for error in errors:
             path = ".".join(str(p) for p in error.path or ())
             if is_unexpected(error):
                 original = error.original_error
                 log.error(
                     "graphql resolver failed",
+                    request_id=request_id,
                     path=path or None,
                     error=repr(original),
                     exc_info=(type(original), original, original.__traceback__)
@@ -61,7 +81,12 @@ class MusicgraphSchema(strawberry.Schema):
                     else None,
                 )
             else:
-                log.info("graphql request refused", path=path or None, error=error.message)
+                log.info(
+                    "graphql request refused",
+                    request_id=request_id,
+                    path=path or None,
+                    error=error.message,
+                )
 
 
 def build_schema(settings: Settings) -> MusicgraphSchema:
@@ -71,7 +96,7 @@ def build_schema(settings: Settings) -> MusicgraphSchema:
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        partial(MaskErrors, should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
+        partial(MaskUnexpectedErrors, should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
