@@ -3,11 +3,16 @@ answers (two taste communities)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import numpy as np
 import pytest
 
 from musicgraph.errors import RecommenderError
-from musicgraph.graph.models import Track
+from musicgraph.events import Event, EventBus
+from musicgraph.graph.base import GraphStore
+from musicgraph.graph.models import Friendship, ListenInput, Tagging, Track, TrackRef
 from musicgraph.recommender.engine import Controls, RecommendationEngine
 from musicgraph.recommender.projection import Projection
 
@@ -201,3 +206,115 @@ def test_stats(engine: RecommendationEngine) -> None:
     """Stats count users, items and edges, and report the memory held."""
     s = engine.stats
     assert s.loaded and s.users == 11 and s.items == 13 and s.edges > 30 and s.memory_bytes > 0
+
+
+# --- against the real SQLite store ---------------------------------------------------------------
+
+
+async def seed_store(store: GraphStore) -> dict[str, str]:
+    """Four users on a real store: alice, bob and carol share rock, dave plays jazz."""
+    users = {u.name: u.id for u in await store.ensure_users(["alice", "bob", "carol", "dave"])}
+    refs = [TrackRef("Rocker", f"Rock {i}") for i in range(4)] + [
+        TrackRef("Jazzer", f"Jazz {i}") for i in range(3)
+    ]
+    plays = {
+        "alice": [0, 1],
+        "bob": [0, 1, 2, 3],
+        "carol": [1, 2],
+        "dave": [4, 5, 6],
+    }
+    listens = [
+        ListenInput(users[name], refs[t], NOW - 1000 * t - i, "test")
+        for i, (name, ts) in enumerate(plays.items())
+        for t in ts
+    ]
+    await store.record_listens(listens)
+    tracks = await store.resolve_tracks(refs)
+    ids = {t.title: t.id for t in tracks}
+    await store.set_tags([Tagging("track", ids["Rock 2"], "rock", 3)])
+    await store.add_friendships([Friendship(users["alice"], users["bob"])])
+    return {**users, **ids}
+
+
+async def test_engine_loads_from_the_store_and_recommends(sqlite_store: GraphStore) -> None:
+    """A real SQLite store streams into the engine, which recommends alice the rock she missed."""
+    ids_ = await seed_store(sqlite_store)
+    engine = await RecommendationEngine.load(sqlite_store, clock=lambda: NOW)
+    res = engine.recommend(ids_["alice"], controls=Controls(limit=2))
+    assert set(ids(res)) == {ids_["Rock 2"], ids_["Rock 3"]}
+    assert engine.projection.item_name("track", engine.projection.tracks.index[ids_["Rock 2"]]) == (
+        "Rock 2"
+    )
+    art = engine.recommend(ids_["dave"], kind="artist", controls=Controls(limit=1))
+    assert art.items == () or art.items[0].kind == "artist"
+    assert engine.stats.loaded and engine.stats.users == 4
+
+
+async def test_live_listen_changes_recommendations_within_a_second(
+    sqlite_store: GraphStore,
+) -> None:
+    """record_listens on the bus reaches the engine, which re-ranks and announces it in < 1 s."""
+    from musicgraph.ingest.service import record_listens
+
+    ids_ = await seed_store(sqlite_store)
+    bus = EventBus()
+    engine = await RecommendationEngine.load(sqlite_store, bus, clock=lambda: NOW)
+    await engine.start()
+    try:
+        before = ids(engine.recommend(ids_["alice"], controls=Controls(limit=5)))
+        assert ids_["Rock 2"] in before
+        async with bus.subscription(["recommendations.updated"], user_id=ids_["alice"]) as sub:
+            t0 = time.perf_counter()
+            await record_listens(
+                sqlite_store,
+                [
+                    ListenInput(ids_["alice"], TrackRef("Rocker", "Rock 2"), NOW + 10, "test"),
+                    ListenInput(ids_["alice"], TrackRef("Jazzer", "Jazz 0"), NOW + 20, "test"),
+                    ListenInput(ids_["alice"], TrackRef("Newbie", "Fresh"), NOW + 30, "test"),
+                ],
+                bus=bus,
+            )
+            event = await asyncio.wait_for(sub.get(), timeout=1.0)
+            elapsed = time.perf_counter() - t0
+        assert event.payload["kinds"] == ["track", "artist"]
+        assert elapsed < 1.0
+        after = ids(engine.recommend(ids_["alice"], controls=Controls(limit=5)))
+        assert ids_["Rock 2"] not in after  # heard now
+        assert {ids_["Jazz 1"], ids_["Jazz 2"]} <= set(after)  # the jazz listen opened jazz
+        # the live projection equals a fresh one read from the store
+        fresh = await Projection.load(sqlite_store)
+        for name in ("user_track", "track_user", "user_artist", "artist_user", "artist_track"):
+            assert engine.projection.edge_dict(name) == fresh.edge_dict(name), name
+    finally:
+        await engine.stop()
+
+
+async def test_rating_and_playlist_events_apply_in_place(sqlite_store: GraphStore) -> None:
+    """A dislike published on the bus removes the track; a playlist change lands in the graph."""
+    ids_ = await seed_store(sqlite_store)
+    bus = EventBus()
+    engine = await RecommendationEngine.load(sqlite_store, bus, clock=lambda: NOW)
+    await engine.start()
+    try:
+        alice = ids_["alice"]
+        async with bus.subscription(["recommendations.updated"], user_id=alice) as sub:
+            await sqlite_store.set_rating(alice, ids_["Rock 2"], -1, NOW)
+            bus.publish(
+                Event("ratings.changed", {"track_id": ids_["Rock 2"], "score": -1}, user_id=alice)
+            )
+            await asyncio.wait_for(sub.get(), timeout=1.0)
+            assert ids_["Rock 2"] not in ids(engine.recommend(alice, controls=Controls(limit=5)))
+            pl = await sqlite_store.create_playlist(
+                alice, "mix", track_ids=[ids_["Jazz 0"], ids_["Rock 0"]]
+            )
+            bus.publish(Event("playlists.changed", {"playlist_id": pl.id}, user_id=alice))
+            await asyncio.wait_for(sub.get(), timeout=1.0)
+        assert set(engine.projection.edge_dict("playlist_track")) == {
+            (pl.id, ids_["Jazz 0"]),
+            (pl.id, ids_["Rock 0"]),
+        }
+        fresh = await Projection.load(sqlite_store)
+        assert engine.projection.edge_dict("playlist_track") == fresh.edge_dict("playlist_track")
+        assert fresh.ratings == {fresh.users.index[alice]: {fresh.tracks.index[ids_["Rock 2"]]: -1}}
+    finally:
+        await engine.stop()
