@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from neo4j import AsyncGraphDatabase
-
 from tests.support.neo4j_server import Neo4jServer
 
 pytestmark = pytest.mark.neo4j
