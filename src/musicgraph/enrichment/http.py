@@ -28,7 +28,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,12 @@ def cache_key(
     clean = sorted((k, str(v)) for k, v in (params or {}).items() if k not in SECRET_PARAMS)
     raw = json.dumps([source, method.upper(), path, clean, body], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a shared future's exception as seen (its waiters, if any, re-raise it themselves)."""
+    if not future.cancelled():
+        future.exception()
 
 
 # --- the persistent response cache ------------------------------------------------------------------
@@ -284,6 +290,7 @@ class SourceClient:
             listeners=[_BreakerListener(self)],
         )
         self.opened_at: float | None = None
+        self._inflight: dict[str, asyncio.Future[ApiResponse]] = {}
         self._resume_at = 0.0
         self.requests_sent = 0
         self._http = httpx.AsyncClient(
@@ -367,7 +374,46 @@ class SourceClient:
             if hit is not None:
                 self.monitor.record_cache_hit(self.name)
                 return ApiResponse(status=hit[0], body=hit[1], from_cache=True)
+            # Single flight: the same cacheable request already on its way is awaited, not sent.
+            running = self._inflight.get(key)
+            if running is not None:
+                response = await asyncio.shield(running)
+                self.monitor.record_cache_hit(self.name)
+                return replace(response, from_cache=True)
+            future: asyncio.Future[ApiResponse] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_retrieve)
+            self._inflight[key] = future
+            try:
+                response = await self._fetch(
+                    method, path, params, json_body, data, headers, check, limited, auth
+                )
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+            finally:
+                del self._inflight[key]
+            future.set_result(response)
+            seconds = ttl(response) if callable(ttl) else ttl
+            if seconds is not None and seconds > 0:
+                await self.cache.put(key, self.name, response.status, response.body, seconds)
+            return response
+        return await self._fetch(
+            method, path, params, json_body, data, headers, check, limited, auth
+        )
 
+    async def _fetch(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        data: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        check: Callable[[ApiResponse], None] | None,
+        limited: bool,
+        auth: httpx.Auth | tuple[str, str] | None,
+    ) -> ApiResponse:
+        """Limiter, breaker and retries around :meth:`_send`."""
         last: RetryableError | None = None
         for attempt in range(self.config.max_retries + 1):
             await self._wait_until_resumed()
@@ -411,10 +457,6 @@ class SourceClient:
                 )
                 raise
             self.monitor.record_success(self.name, time.perf_counter() - started)
-            if key is not None and self.cache is not None:
-                seconds = ttl(response) if callable(ttl) else ttl
-                if seconds is not None and seconds > 0:
-                    await self.cache.put(key, self.name, response.status, response.body, seconds)
             return response
 
         assert last is not None

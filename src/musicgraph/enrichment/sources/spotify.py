@@ -82,7 +82,8 @@ class SpotifySource:
             else "no client credentials (set MUSICGRAPH_SPOTIFY_CLIENT_ID and _SECRET)"
         )
         self.client: SourceClient | None = None
-        self.features_forbidden = False
+        self._features_access = "unknown"  # unknown, allowed or forbidden (403 since Nov 2024)
+        self._features_lock = asyncio.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
         self._token_lock = asyncio.Lock()
@@ -104,6 +105,11 @@ class SpotifySource:
     async def aclose(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+
+    @property
+    def features_forbidden(self) -> bool:
+        """Whether Spotify answered 403 on audio features (then they are no longer asked for)."""
+        return self._features_access == "forbidden"
 
     # --- token -----------------------------------------------------------------------------------------
     async def token(self, *, force: bool = False) -> str:
@@ -230,9 +236,18 @@ class SpotifySource:
         if self.features_forbidden:
             return None
         path = f"/v1/audio-features/{sid}"
-        r = await self._api(path)
+        if self._features_access != "allowed":
+            # Until one answer says whether this app may read audio features, ask one at a time.
+            async with self._features_lock:
+                if self._features_access == "forbidden":
+                    return None
+                r = await self._api(path)
+                if r.status != 403:
+                    self._features_access = "allowed"
+        else:
+            r = await self._api(path)
         if r.status == 403:
-            self.features_forbidden = True
+            self._features_access = "forbidden"
             self.monitor.set_degraded(
                 NAME,
                 FEATURES,

@@ -1,0 +1,101 @@
+"""A small journal of the queue entries this machine has claimed and not yet written back.
+
+The store leases claimed entries (``ENRICHMENT_CLAIM_LEASE`` seconds) so that two workers never
+take the same one. A worker killed mid-run leaves its leases behind; without help they would stay
+invisible until the lease runs out. The pipeline writes every claim here (a table in the HTTP
+cache's SQLite file) and removes it when the result is written; when it starts it releases what a
+previous process left, so a restart resumes at once. It is only an accelerator: losing the journal
+costs at most one lease period, never work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import aiosqlite
+
+from musicgraph.errors import EnrichmentError
+from musicgraph.graph.base import GraphStore
+from musicgraph.graph.models import EnrichmentStatus
+
+__all__ = ["ClaimJournal"]
+
+
+class ClaimJournal:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> ClaimJournal:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self.path)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute(
+                "CREATE TABLE IF NOT EXISTS claims ("
+                " source TEXT NOT NULL, track_id TEXT NOT NULL, claimed_at REAL NOT NULL,"
+                " PRIMARY KEY (source, track_id))"
+            )
+            await self._db.commit()
+        except Exception as exc:
+            raise EnrichmentError(f"cannot open the claim journal at {self.path}: {exc}") from exc
+        return self
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    async def add(self, source: str, track_ids: Sequence[str]) -> None:
+        if self._db is None or not track_ids:
+            return
+        now = time.time()
+        await self._db.executemany(
+            "INSERT OR REPLACE INTO claims (source, track_id, claimed_at) VALUES (?, ?, ?)",
+            [(source, t, now) for t in track_ids],
+        )
+        await self._db.commit()
+
+    async def remove(self, source: str, track_ids: Sequence[str]) -> None:
+        if self._db is None or not track_ids:
+            return
+        await self._db.executemany(
+            "DELETE FROM claims WHERE source = ? AND track_id = ?",
+            [(source, t) for t in track_ids],
+        )
+        await self._db.commit()
+
+    async def pending(self, source: str) -> list[str]:
+        if self._db is None:
+            return []
+        async with self._db.execute(
+            "SELECT track_id FROM claims WHERE source = ? ORDER BY claimed_at", (source,)
+        ) as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def release_stale(self, store: GraphStore, sources: Sequence[str]) -> int:
+        """Make the entries a previous process claimed (and never finished) due now."""
+        released = 0
+        now = int(time.time())
+        for source in sources:
+            ids = await self.pending(source)
+            if not ids:
+                continue
+            back = []
+            for track_id in ids:
+                for st in await store.get_enrichment_states(track_id):
+                    if (
+                        st.source == source
+                        and st.status in (EnrichmentStatus.PENDING, EnrichmentStatus.FAILED)
+                        and now < st.not_before < 2**61
+                    ):
+                        back.append(replace(st, not_before=now))
+            if back:
+                await store.set_enrichment_states(back)
+                released += len(back)
+            await self.remove(source, ids)
+        return released
