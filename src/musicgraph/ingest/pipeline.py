@@ -7,6 +7,8 @@ before it as it was, and a second import of the same file adds nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -38,21 +40,35 @@ async def import_records(
     """
     started = time.perf_counter()
     batch: list[ListenInput] = []
-    with _progress(meter, summary.format, progress) as tick:
-        for record in records:
-            if isinstance(record, InvalidListenError):
+    # While the store writes one batch (in its own thread), the next one is parsed here; batches
+    # are still written one after the other, in file order.
+    writing: asyncio.Task[None] | None = None
+    try:
+        with _progress(meter, summary.format, progress) as tick:
+            for record in records:
                 summary.read += 1
-                summary.reject(record)
-                continue
-            summary.read += 1
-            batch.append(record)
-            if len(batch) >= batch_size:
+                if isinstance(record, InvalidListenError):
+                    summary.reject(record)
+                    continue
+                batch.append(record)
+                if len(batch) >= batch_size:
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(_flush(store, batch, summary, bus))
+                    await asyncio.sleep(0)  # let the write reach the store's thread
+                    batch = []
+                    tick()
+            if writing is not None:
+                await writing
+                writing = None
+            if batch:
                 await _flush(store, batch, summary, bus)
-                batch = []
-                tick()
-        if batch:
-            await _flush(store, batch, summary, bus)
-        tick()
+            tick()
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writing
     summary.seconds = time.perf_counter() - started
     if meter is not None:
         summary.bytes_read = meter.read

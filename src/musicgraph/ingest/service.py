@@ -26,14 +26,21 @@ __all__ = [
 
 
 async def record_listens(
-    store: GraphStore, listens: Sequence[ListenInput], *, bus: EventBus | None = None
+    store: GraphStore,
+    listens: Sequence[ListenInput],
+    *,
+    bus: EventBus | None = None,
+    enrich: bool = True,
 ) -> ListenBatchResult:
     """Record one batch of listens (one transaction), queue the new tracks for enrichment and,
-    when a bus is given, publish one ``listens.recorded`` event per user with the new listens."""
+    when a bus is given, publish one ``listens.recorded`` event per user with the new listens.
+
+    ``enrich=False`` skips the queue (the synthetic demo's invented tracks have nothing to find).
+    """
     if not listens:
         return ListenBatchResult(inserted=0, duplicates=0, track_ids=())
     result = await store.record_listens(listens)
-    if result.new_track_ids:
+    if enrich and result.new_track_ids:
         await store.enqueue_enrichment(result.new_track_ids, ENRICHMENT_SOURCES)
     if bus is not None:
         for event in listen_events(listens, result):
