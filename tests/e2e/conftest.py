@@ -22,7 +22,7 @@ LIMITS = {
 }
 
 
-def test_settings(db: Path, **overrides: object) -> Settings:
+def server_settings(db: Path, **overrides: object) -> Settings:
     values = {**LIMITS, **overrides}
     return Settings.from_env(
         {}, env_file=None, db_path=db, admin_token=ADMIN_TOKEN, health_interval=3600, **values
@@ -37,7 +37,7 @@ async def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Seed]:
 
 @pytest.fixture(scope="session")
 async def live(seeded: tuple[Path, Seed]) -> AsyncIterator[LiveServer]:
-    server = LiveServer(test_settings(seeded[0])).start()
+    server = LiveServer(server_settings(seeded[0])).start()
     server.wait_ready()
     yield server
     server.stop()
