@@ -160,9 +160,8 @@ class Settings:
         values.update(os.environ if environ is None else environ)
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name in overrides:
-                if overrides[f.name] is not None:
-                    kwargs[f.name] = overrides[f.name]
+            if overrides.get(f.name) is not None:  # None means "not given": fall through to env
+                kwargs[f.name] = overrides[f.name]
                 continue
             env = f.metadata["env"]
             if env not in values:

@@ -25,6 +25,7 @@ import contextlib
 import email.utils
 import hashlib
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -56,6 +57,9 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+# httpx logs every request URL at INFO, query string included: that would put Last.fm's api_key
+# in the logs. Its warnings still come through.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 #: Query parameters that are credentials: never part of a cache key, never logged.
 SECRET_PARAMS = frozenset({"api_key", "api_sig", "sk", "client_secret", "token"})

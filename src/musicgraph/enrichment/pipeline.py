@@ -90,6 +90,9 @@ log = get_logger(__name__)
 GAVE_UP = 2**62
 #: How many times a deferred item (an analysis still running) is polled before it is skipped.
 MAX_POLLS = 100
+#: A run started ``until_idle`` waits for items deferred at most this long; later ones are left
+#: for a later run.
+WAIT_HORIZON = 300.0
 
 
 def default_cache_path(settings: Settings) -> Path:
@@ -246,6 +249,7 @@ class EnrichmentPipeline:
         self._task: asyncio.Task[dict[str, SourceProgress]] | None = None
         self._write_lock = asyncio.Lock()
         self._journal = ClaimJournal(self.cache_path)
+        self._active: frozenset[str] = frozenset()
 
     # --- control -------------------------------------------------------------------------------------
     @property
@@ -301,6 +305,7 @@ class EnrichmentPipeline:
             if released:
                 log.info("released claims of an interrupted run", count=released)
             await self._refresh_totals()
+            self._active = frozenset(s.name for s in sources if s.enabled)
             workers = []
             for source in sources:
                 prog = self.progress[source.name]
@@ -495,6 +500,7 @@ class EnrichmentPipeline:
                 track=track,
                 artists=tuple(a for a in (artists.get(i) for i in track.artist_ids) if a),
                 states=self._states_reader(track.id),
+                active_sources=self._active,
             )
             out.append((state, ctx))
         if missing:
@@ -585,7 +591,8 @@ class EnrichmentPipeline:
                         not_before=due,
                     )
                 )
-                heapq.heappush(deferred_due, float(due))
+                if (result.retry_in or 0.0) <= WAIT_HORIZON:
+                    heapq.heappush(deferred_due, float(due))
                 prog.deferred += 1
         async with self._write_lock:
             if done:

@@ -53,6 +53,8 @@ class TrackContext:
     track: Track
     artists: tuple[Artist, ...] = ()
     states: Callable[[], Awaitable[list[EnrichmentState]]] | None = None
+    #: the sources with a running worker in this run (a source may wait for another's result)
+    active_sources: frozenset[str] = frozenset()
 
     @property
     def artist_name(self) -> str:

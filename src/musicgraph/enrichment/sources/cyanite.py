@@ -35,6 +35,8 @@ from musicgraph.health.monitor import HealthMonitor
 from musicgraph.settings import Settings
 
 NAME = "cyanite"
+#: When to look again at a track whose Spotify id must come from a run that includes Spotify.
+LATER = 3600.0
 
 ANALYSIS_QUERY = """
 query SpotifyTrackAnalysis($id: ID!) {
@@ -106,6 +108,9 @@ class CyaniteSource:
     ) -> None:
         self.token = settings.cyanite_token
         self.poll = settings.cyanite_poll
+        self.spotify_configured = bool(
+            settings.spotify_client_id and settings.spotify_client_secret
+        )
         self.enabled = self.token is not None
         self.disabled_reason: str | None = (
             None if self.enabled else "no access token (set MUSICGRAPH_CYANITE_TOKEN)"
@@ -164,9 +169,13 @@ class CyaniteSource:
     async def enrich(self, ctx: TrackContext) -> EnrichmentResult:
         track = ctx.track
         if not track.spotify_id:
-            if await self._spotify_pending(ctx):
+            if self.spotify_configured and await self._spotify_pending(ctx):
+                if "spotify" in ctx.active_sources:
+                    return EnrichmentResult.deferred(
+                        "waiting for the Spotify source to find a Spotify id", self.poll
+                    )
                 return EnrichmentResult.deferred(
-                    "waiting for the Spotify source to find a Spotify id", self.poll
+                    "waiting for a Spotify id (the Spotify source is not running)", LATER
                 )
             return EnrichmentResult.skipped("no Spotify id for Cyanite to analyse")
         data = await self._graphql(ANALYSIS_QUERY, {"id": track.spotify_id}, cache=True)
