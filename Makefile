@@ -16,7 +16,7 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/musicgraph demo --if-empty
-	$(BIN)/musicgraph stats
+	$(BIN)/musicgraph serve
 
 lint: setup
 	$(BIN)/ruff check src tests bench

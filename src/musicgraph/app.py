@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import re
 import time
 import uuid
@@ -304,11 +303,6 @@ async def export_playlist(request: Request) -> Response:
 # --- lifespan ----------------------------------------------------------------------------------------
 
 
-def optional_module(name: str) -> Any:
-    """A module of another area that may not be installed in this build (imported lazily)."""
-    return importlib.import_module(name)
-
-
 async def _start_engine(state: AppState) -> None:
     """Build the recommender's projection (streamed from the store) and apply events from then on."""
     try:
@@ -347,13 +341,11 @@ async def _maybe_load_demo(state: AppState) -> None:
     counts = await state.store.counts()
     if counts.users or counts.tracks or counts.artists:
         return
-    try:
-        demo = optional_module("musicgraph.ingest.demo")
-    except ModuleNotFoundError:
-        log.warning("empty store and no demo loader available; serving an empty graph")
-        return
+    from musicgraph.ingest.demo import load_demo
+
     log.info("empty store: loading the demo graph")
-    await demo.load_demo(state.store, bus=state.bus)
+    result = await load_demo(state.store)
+    log.info("demo graph loaded", **result.as_dict())
 
 
 def create_app(

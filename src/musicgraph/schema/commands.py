@@ -48,8 +48,8 @@ def _no_configuration(args: argparse.Namespace, settings: Settings) -> bool:
 
 
 async def _load_demo_if_empty(settings: Settings) -> None:
-    from musicgraph.app import optional_module
     from musicgraph.graph import create_store
+    from musicgraph.ingest.demo import load_demo
 
     store = create_store(settings)
     await store.open()
@@ -57,15 +57,9 @@ async def _load_demo_if_empty(settings: Settings) -> None:
         counts = await store.counts()
         if counts.users or counts.tracks or counts.artists:
             return
-        try:
-            demo = optional_module("musicgraph.ingest.demo")
-        except ModuleNotFoundError:
-            print(
-                "musicgraph: empty database and no demo loader; serving it empty", file=sys.stderr
-            )
-            return
         print("musicgraph: empty database, loading the demo graph first", file=sys.stderr)
-        await demo.load_demo(store)
+        result = await load_demo(store, progress=sys.stderr.isatty())
+        print("\n".join(result.lines()), file=sys.stderr)
     finally:
         await store.close()
 
