@@ -174,44 +174,61 @@ def validate_listen(
         raise InvalidListenError(MISSING_TITLE, where=where, field="title")
     if listened_at is None or listened_at == "":
         raise InvalidListenError(BAD_TIMESTAMP, where=where, field="listened_at", value="missing")
-    try:
-        ts = parse_timestamp(listened_at)
-    except (ValueError, OverflowError) as exc:
-        raise InvalidListenError(
-            BAD_TIMESTAMP, where=where, field="listened_at", value=f"{listened_at!r}: {exc}"
-        ) from None
+    if listened_at.__class__ is int:  # the common case, without a call
+        ts = listened_at
+    else:
+        try:
+            ts = parse_timestamp(listened_at)
+        except (ValueError, OverflowError) as exc:
+            raise InvalidListenError(
+                BAD_TIMESTAMP, where=where, field="listened_at", value=f"{listened_at!r}: {exc}"
+            ) from None
     if ts < MIN_LISTENED_AT:
         raise InvalidListenError(TOO_OLD, where=where, field="listened_at", value=_iso(ts))
     limit = (int(time.time()) if now is None else now) + MAX_CLOCK_SKEW_S
     if ts > limit:
         hint = " (milliseconds instead of seconds?)" if ts > 10**11 else ""
         raise InvalidListenError(IN_FUTURE, where=where, field="listened_at", value=_iso(ts) + hint)
-    duration = _milliseconds(duration_ms, where=where, field="duration_ms")
-    played = _milliseconds(ms_played, where=where, field="ms_played")
-    try:
-        mbid_s = clean_mbid(_text(mbid))
-    except ValueError:
-        raise InvalidListenError(BAD_MBID, where=where, field="mbid", value=repr(mbid)) from None
-    try:
-        artist_mbid_s = clean_mbid(_text(artist_mbid))
-    except ValueError:
-        raise InvalidListenError(
-            BAD_MBID, where=where, field="artist_mbid", value=repr(artist_mbid)
-        ) from None
-    try:
-        isrc_s = clean_isrc(_text(isrc))
-    except ValueError:
-        raise InvalidListenError(BAD_ISRC, where=where, field="isrc", value=repr(isrc)) from None
-    try:
-        spotify_s = spotify_track_id(_text(spotify_id))
-    except ValueError:
-        raise InvalidListenError(
-            BAD_SPOTIFY_ID, where=where, field="spotify_id", value=repr(spotify_id)
-        ) from None
+    duration = (
+        None
+        if duration_ms is None
+        else _milliseconds(duration_ms, where=where, field="duration_ms")
+    )
+    played = None if ms_played is None else _milliseconds(ms_played, where=where, field="ms_played")
+    # Each identifier is optional; the calls are skipped when it is absent (the common case).
+    mbid_s = artist_mbid_s = isrc_s = spotify_s = None
+    if mbid is not None:
+        try:
+            mbid_s = clean_mbid(_text(mbid))
+        except ValueError:
+            raise InvalidListenError(
+                BAD_MBID, where=where, field="mbid", value=repr(mbid)
+            ) from None
+    if artist_mbid is not None:
+        try:
+            artist_mbid_s = clean_mbid(_text(artist_mbid))
+        except ValueError:
+            raise InvalidListenError(
+                BAD_MBID, where=where, field="artist_mbid", value=repr(artist_mbid)
+            ) from None
+    if isrc is not None:
+        try:
+            isrc_s = clean_isrc(_text(isrc))
+        except ValueError:
+            raise InvalidListenError(
+                BAD_ISRC, where=where, field="isrc", value=repr(isrc)
+            ) from None
+    if spotify_id is not None:
+        try:
+            spotify_s = spotify_track_id(_text(spotify_id))
+        except ValueError:
+            raise InvalidListenError(
+                BAD_SPOTIFY_ID, where=where, field="spotify_id", value=repr(spotify_id)
+            ) from None
     track = TrackRef(
         artist=artist_s,
         title=title_s,
-        album=_text(album),
+        album=None if album is None else _text(album),
         mbid=mbid_s,
         isrc=isrc_s,
         spotify_id=spotify_s,
@@ -229,6 +246,8 @@ def validate_listen(
 
 
 def _milliseconds(value: Any, *, where: str | None, field: str) -> int | None:
+    if value.__class__ is int and 0 <= value <= MAX_DURATION_MS:
+        return int(value)
     if value is None or value == "":
         return None
     try:

@@ -49,6 +49,8 @@ async def import_records(
                 summary.read += 1
                 if isinstance(record, InvalidListenError):
                     summary.reject(record)
+                    if summary.read % batch_size == 0:
+                        tick()
                     continue
                 batch.append(record)
                 if len(batch) >= batch_size:
