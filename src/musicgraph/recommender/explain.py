@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from musicgraph.graph.models import ItemKind
 from musicgraph.recommender.base import FloatArray, IntArray
-from musicgraph.recommender.projection import Projection
+from musicgraph.recommender.projection import DynamicCSR, Projection
 from musicgraph.recommender.random_walk import WalkParams, WalkResult
 
 
@@ -48,8 +49,15 @@ class SeedOrigin:
     label: str
 
 
-def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
-    return sp.csr_matrix((np.ones(m.nnz), m.indices, m.indptr), shape=m.shape)
+def rows_csr(m: DynamicCSR, rows: IntArray, n_cols: int, *, binary: bool = True) -> sp.csr_matrix:
+    """The given rows of a pooled matrix as a small CSR (a gather; never the whole matrix)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    length = m.length[rows].astype(np.int64)
+    indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(length, out=indptr[1:])
+    pos = np.repeat(m.start[rows] - indptr[:-1], length) + np.arange(indptr[-1], dtype=np.int64)
+    data = np.ones(pos.size) if binary or m.weights is None else m.weights[pos].astype(np.float64)
+    return sp.csr_matrix((data, m.indices[pos], indptr), shape=(rows.size, n_cols))
 
 
 def explain(
@@ -72,83 +80,69 @@ def explain(
         return []
     if n_s == 0:
         return [() for _ in range(n_r)]
-    iu = p.listened(kind).rev.to_csr()  # items x users, ones
-    iu_r, iu_s = iu[items], iu[seeds]
-    shared = (iu_r @ iu_s.T).toarray()  # R x S shared listeners
-    tag_rel = p.tagged(kind).fwd
-    if tag_rel.nnz:
-        it = tag_rel.to_csr()
-        it_r, it_s = _binary(it[items]), _binary(it[seeds])
-        shared_tags = (it_r @ it_s.T).toarray()
-    else:
-        it_r = it_s = None
-        shared_tags = np.zeros((n_r, n_s))
-    common_pl = np.zeros((n_r, n_s))
-    if kind == "track" and p.playlist_track.nnz:
-        tp = p.playlist_track.rev.to_csr()
-        common_pl = (tp[items] @ tp[seeds].T).toarray()
+    contrib = _contributions(p, kind, items, seeds, walk, params, walks_per_seed)
 
-    contrib = _contributions(
-        p, kind, items, seeds, walk, params, walks_per_seed, (iu_r, iu_s), (it_r, it_s)
+    # group seeds by origin (an artist or tag expanded into several seed items is one reason);
+    # the seed of an origin that gave the item most speaks for it
+    keys: dict[tuple[str, str], int] = {}
+    group = np.array(
+        [keys.setdefault((o.seed_id, o.seed_kind), len(keys)) for o in origins], dtype=np.int64
     )
+    n_k = len(keys)
+    if n_k == n_s:
+        by_origin = np.zeros((n_r, n_k))
+        by_origin[:, group] = contrib
+        speaker = np.broadcast_to(np.argsort(group), (n_r, n_k))
+    else:
+        onehot = np.zeros((n_s, n_k))
+        onehot[np.arange(n_s), group] = 1.0
+        by_origin = contrib @ onehot
+        speaker = np.zeros((n_r, n_k), dtype=np.int64)
+        ranked_seeds = contrib + 1e-12 * walks_per_seed[None, :]
+        for k in range(n_k):
+            members = np.flatnonzero(group == k)
+            speaker[:, k] = members[np.argmax(ranked_seeds[:, members], axis=1)]
+    totals = by_origin.sum(axis=1)
+    share = np.divide(
+        by_origin, totals[:, None], out=np.zeros_like(by_origin), where=totals[:, None] > 0
+    )
+    order = np.argsort(-by_origin, axis=1, kind="stable")[:, : min(max_reasons, n_k)]
 
-    friends_play = np.zeros(n_r, dtype=np.int64)
-    if user is not None and user < p.friends.n_rows and p.friends.length[user] > 0:
-        fr = p.friends.row(user)
-        friends_play = np.asarray(iu_r[:, fr].sum(axis=1)).ravel().astype(np.int64)
-
+    evidence = _Evidence(p, kind, user)
     out: list[tuple[Reason, ...]] = []
     for r in range(n_r):
         item = int(items[r])
-        by_origin: dict[int, float] = {}
-        first_seed: dict[int, int] = {}
-        keys: dict[tuple[str, str], int] = {}
-        for s in range(n_s):
-            o = origins[s]
-            k = keys.setdefault((o.seed_id, o.seed_kind), len(keys))
-            by_origin[k] = by_origin.get(k, 0.0) + float(contrib[r, s])
-            # the seed item of this origin with the most evidence speaks for it
-            best = first_seed.get(k)
-            if (
-                best is None
-                or shared[r, s] + shared_tags[r, s] > shared[r, best] + shared_tags[r, best]
-            ):
-                first_seed[k] = s
-        total = sum(by_origin.values())
-        ranked = sorted(by_origin.items(), key=lambda kv: -kv[1])
+        name = p.item_name(kind, item)
         reasons: list[Reason] = []
-        for k, c in ranked[:max_reasons]:
-            if c <= 0 and reasons:
+        for k in order[r].tolist():
+            if by_origin[r, k] <= 0 and reasons:
                 break
-            s = first_seed[k]
+            s = int(speaker[r, k])
             o = origins[s]
-            tags = _shared_tag_names(p, kind, item, int(seeds[s])) if shared_tags[r, s] else ()
+            seed = int(seeds[s])
+            n_shared = evidence.shared_listeners(item, seed)
+            tags = evidence.shared_tags(item, seed)
+            n_pl = evidence.common_playlists(item, seed)
             reasons.append(
                 Reason(
                     seed_id=o.seed_id,
                     seed_kind=o.seed_kind,
-                    share=float(c / total) if total > 0 else 0.0,
-                    evidence=_sentence(
-                        o,
-                        p.item_name(kind, item),
-                        int(shared[r, s]),
-                        tags,
-                        int(common_pl[r, s]),
-                    ),
-                    shared_listeners=int(shared[r, s]),
+                    share=float(share[r, k]),
+                    evidence=_sentence(o, name, n_shared, tags, n_pl),
+                    shared_listeners=n_shared,
                     shared_tags=tags,
-                    playlists=int(common_pl[r, s]),
+                    playlists=n_pl,
                 )
             )
-        if friends_play[r] > 0:
-            n = int(friends_play[r])
+        n_friends = evidence.friends_playing(item)
+        if n_friends:
             reasons.append(
                 Reason(
                     seed_id=p.users.ids[user] if user is not None else "",
                     seed_kind="friend",
                     share=0.0,
-                    evidence=f"{n} of your friends play {p.item_name(kind, item)}",
-                    friends=n,
+                    evidence=f"{n_friends} of your friends play {name}",
+                    friends=n_friends,
                 )
             )
         out.append(tuple(reasons))
@@ -163,50 +157,117 @@ def _contributions(
     walk: WalkResult | None,
     params: WalkParams,
     walks_per_seed: FloatArray,
-    iu: tuple[sp.csr_matrix, sp.csr_matrix],
-    it: tuple[sp.csr_matrix | None, sp.csr_matrix | None],
 ) -> FloatArray:
     """R x S contribution of each seed to each item (see the module docstring)."""
     if walk is not None and walk.seed_visits.shape[0] == seeds.size and walk.seed_visits.nnz:
         v: FloatArray = walk.seed_visits[:, items].toarray().T
         return np.sqrt(v) if params.boost else v
-    # one-hop transition mass, weighted by walks per seed
+    # one-hop transition mass, weighted by walks per seed (the exact method's graphs are small)
     w = params.weights
     listened = p.listened(kind)
-    user_deg = listened.fwd.length[: listened.fwd.n_rows].astype(np.float64)
+    n_users = listened.fwd.n_rows
+    user_deg = listened.fwd.length[:n_users].astype(np.float64)
     inv_u = np.divide(1.0, user_deg, out=np.zeros_like(user_deg), where=user_deg > 0)
-    deg_s = listened.rev.length[seeds].astype(np.float64)
-    via_users = (iu[0] @ sp.diags(inv_u) @ iu[1].T).toarray()
+    iu_r = rows_csr(listened.rev, items, n_users)
+    iu_s = rows_csr(listened.rev, seeds, n_users)
+    deg_s = np.diff(iu_s.indptr).astype(np.float64)
+    via_users = (iu_r @ sp.diags(inv_u) @ iu_s.T).toarray()
     via_users *= np.divide(1.0, deg_s, out=np.zeros(seeds.size), where=deg_s > 0)
     out = w.listen * via_users
-    it_r, it_s = it
-    if w.tag > 0 and it_r is not None and it_s is not None:
-        tags = p.tagged(kind)
-        tag_deg = tags.rev.length[: tags.rev.n_rows].astype(np.float64)
+    tags = p.tagged(kind)
+    if w.tag > 0 and tags.nnz:
+        n_tags = tags.rev.n_rows
+        tag_deg = tags.rev.length[:n_tags].astype(np.float64)
         inv_t = np.divide(1.0, tag_deg, out=np.zeros_like(tag_deg), where=tag_deg > 0)
-        deg_t = tags.fwd.length[seeds].astype(np.float64)
+        it_r = rows_csr(tags.fwd, items, n_tags)
+        it_s = rows_csr(tags.fwd, seeds, n_tags)
+        deg_t = np.diff(it_s.indptr).astype(np.float64)
         via_tags = (it_r @ sp.diags(inv_t) @ it_s.T).toarray()
         via_tags *= np.divide(1.0, deg_t, out=np.zeros(seeds.size), where=deg_t > 0)
         out = out + w.tag * via_tags
-    if w.similar > 0:
-        sim = p.similar(kind).to_csr()
-        if sim.nnz:
-            out = out + w.similar * (sim[seeds][:, items] > 0).toarray().T
+    sim = p.similar(kind)
+    if w.similar > 0 and sim.nnz:
+        s_rows = rows_csr(sim, seeds, sim.n_cols)
+        out = out + w.similar * (s_rows[:, items] > 0).toarray().T
     result: FloatArray = out * walks_per_seed[None, :]
     return result
 
 
-def _shared_tag_names(
-    p: Projection, kind: ItemKind, a: int, b: int, limit: int = 3
-) -> tuple[str, ...]:
-    rel = p.tagged(kind).fwd
-    ta, wa = rel.row(a), rel.row_weights(a)
-    common = np.intersect1d(ta, rel.row(b))
-    if common.size == 0:
-        return ()
-    weight = {int(t): float(w) for t, w in zip(ta.tolist(), wa.tolist(), strict=True)}
-    best = sorted(common.tolist(), key=lambda t: -weight.get(int(t), 0.0))[:limit]
-    return tuple(p.tags.ids[int(t)] for t in best)
+class _Evidence:
+    """Counted evidence for (item, seed) pairs, each row read once per explanation.
+
+    Listener overlaps use a scratch mask over users: a seed's listeners are marked once, then an
+    item's listeners are looked up in it, so the cost is the rows' lengths, not a matrix product.
+    """
+
+    def __init__(self, p: Projection, kind: ItemKind, user: int | None) -> None:
+        self.p = p
+        self.kind = kind
+        self.rev = p.listened(kind).rev
+        self.n_users = p.listened(kind).fwd.n_rows
+        self._masks: dict[int, npt.NDArray[np.bool_]] = {}
+        self.tags = _TagNames(p, kind)
+        self._friend_mask: npt.NDArray[np.bool_] | None = None
+        if user is not None and user < p.friends.n_rows and p.friends.length[user] > 0:
+            self._friend_mask = np.zeros(self.n_users, dtype=bool)
+            self._friend_mask[p.friends.row(user)] = True
+        self._seed_pl: dict[int, set[int]] = {}
+
+    def shared_listeners(self, item: int, seed: int) -> int:
+        mask = self._masks.get(seed)
+        if mask is None:
+            if len(self._masks) >= 32:  # bound the scratch memory; reuse the oldest mask
+                mask = self._masks.pop(next(iter(self._masks)))
+                mask[:] = False
+            else:
+                mask = np.zeros(self.n_users, dtype=bool)
+            mask[self.rev.row(seed)] = True
+            self._masks[seed] = mask
+        return int(mask[self.rev.row(item)].sum())
+
+    def shared_tags(self, item: int, seed: int) -> tuple[str, ...]:
+        return self.tags.shared(item, seed)
+
+    def common_playlists(self, item: int, seed: int) -> int:
+        if self.kind != "track" or not self.p.playlist_track.nnz:
+            return 0
+        rev = self.p.playlist_track.rev
+        pls = self._seed_pl.get(seed)
+        if pls is None:
+            pls = self._seed_pl[seed] = set(rev.row(seed).tolist())
+        return sum(1 for pl in rev.row(item).tolist() if pl in pls)
+
+    def friends_playing(self, item: int) -> int:
+        if self._friend_mask is None:
+            return 0
+        return int(self._friend_mask[self.rev.row(item)].sum())
+
+
+class _TagNames:
+    """Shared tag names of (item, seed) pairs, with each row read once per explanation."""
+
+    def __init__(self, p: Projection, kind: ItemKind) -> None:
+        self.p = p
+        self.rel = p.tagged(kind).fwd
+        self.sets: dict[int, set[int]] = {}
+        self.ranked: dict[int, list[int]] = {}
+
+    def shared(self, a: int, b: int, limit: int = 3) -> tuple[str, ...]:
+        """Names of the tags ``a`` and ``b`` share, heaviest on ``a`` first."""
+        seed_tags = self.sets.get(b)
+        if seed_tags is None:
+            seed_tags = self.sets[b] = set(self.rel.row(b).tolist())
+        ranked = self.ranked.get(a)
+        if ranked is None:
+            row, w = self.rel.row(a), self.rel.row_weights(a)
+            ranked = self.ranked[a] = row[np.argsort(-w, kind="stable")].tolist()
+        out: list[str] = []
+        for t in ranked:
+            if t in seed_tags:
+                out.append(self.p.tags.ids[t])
+                if len(out) == limit:
+                    break
+        return tuple(out)
 
 
 def _sentence(

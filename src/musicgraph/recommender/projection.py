@@ -58,7 +58,8 @@ def _grow(arr: npt.NDArray[Any], needed: int, fill: Any = 0) -> npt.NDArray[Any]
     """``arr`` with room for at least ``needed`` entries (grown by half, new room filled)."""
     if needed <= arr.shape[0]:
         return arr
-    new_size = max(needed, int(arr.shape[0] * 1.5) + 16)
+    # grow by an eighth: still amortised O(1) per append, and a big pool stays near its size
+    new_size = max(needed, arr.shape[0] + arr.shape[0] // 8 + 1024)
     out = np.full(new_size, fill, dtype=arr.dtype)
     out[: arr.shape[0]] = arr
     return out
@@ -285,6 +286,10 @@ class DynamicCSR:
         self.version += 1
         return True
 
+    def append(self, r: int, c: int, w: float = 1.0, t: int = 0) -> None:
+        """Add edge (r, c) known to be new (no search)."""
+        self._append(r, c, w, t)
+
     def _append(self, r: int, c: int, w: float, t: int) -> None:
         if self.length[r] == self.cap[r]:
             self._relocate(r, max(_MIN_ROW_CAP, 2 * int(self.cap[r])))
@@ -388,12 +393,13 @@ class Relation:
         self.rev.resize(n_cols, n_rows)
 
     def add(self, r: int, c: int, w: float = 1.0, t: int = 0) -> None:
+        # the reverse edge exists exactly when the forward one did: no need to search for it
         if self.fwd.add(r, c, w, t):
-            self.rev.add(c, r)
+            self.rev.append(c, r)
 
     def set(self, r: int, c: int, w: float, t: int = 0) -> None:
         if self.fwd.set(r, c, w, t):
-            self.rev.add(c, r)
+            self.rev.append(c, r)
 
     def remove(self, r: int, c: int) -> None:
         if self.fwd.remove(r, c):
@@ -537,6 +543,7 @@ class Projection:
         self.track_names: list[str | None] = []
         self.artist_names: list[str | None] = []
         self.version = 0
+        self._sizes: tuple[int, ...] = ()
 
     # --- building ---------------------------------------------------------------------------------
     @classmethod
@@ -757,6 +764,9 @@ class Projection:
             len(self.tags),
             len(self.playlists),
         )
+        if (nu, nt, na, ng, npl) == self._sizes:
+            return
+        self._sizes = (nu, nt, na, ng, npl)
         self.user_track.resize(nu, nt)
         self.user_artist.resize(nu, na)
         self.direct_artist.resize(nu, na)

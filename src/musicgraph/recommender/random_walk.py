@@ -60,8 +60,8 @@ class WalkParams:
     boost: bool = True  # multi-hit boosting (Pixie); False = plain visit counts (= PPR)
     stop_items: int = 0  # early stop once this many items ...
     stop_visits: int = 0  # ... have at least this many visits (0 = never stop early)
-    batches: int = 4  # early stopping is checked between batches of walks
-    max_hops: int = 60
+    batches: int = 4  # early stopping is checked between batches of walks (when enabled)
+    max_hops: int = 30  # both methods stop here ((1 - alpha)^30 of the mass is left)
     tol: float = 1e-2  # exact: stop once the mass still walking is below tol of the start
 
 
@@ -188,7 +188,8 @@ def pixie_walk(
     n_walks = np.floor(walks + rng.random(walks.size)).astype(np.int64)  # unbiased rounding
     owner_all = np.repeat(np.arange(seeds.size, dtype=np.int64), n_walks)
     owner_all = owner_all[rng.permutation(owner_all.size)]
-    batches = np.array_split(owner_all, max(1, params.batches)) if owner_all.size else []
+    n_batches = max(1, params.batches) if params.stop_items and params.stop_visits else 1
+    batches = np.array_split(owner_all, n_batches) if owner_all.size else []
     counts = np.zeros(0, dtype=np.int64)
     keys_all: list[IntArray] = []
     steps = 0
@@ -224,10 +225,13 @@ def pixie_walk(
 
 def _hop(graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generator) -> IntArray:
     """One hop for every walker at once; -1 where the walk dies (no edge to take)."""
-    probs = graph.type_probs(w, cur)
-    u = rng.random(cur.size)
-    cum = np.cumsum(probs, axis=1)
-    choice = (u[:, None] >= cum).sum(axis=1)  # index of the chosen type; 4 = none
+    if w.tag == 0 and w.similar == 0 and (w.playlist == 0 or graph.item_playlist is None):
+        # listens only: every walker takes a listener edge (an item without one dies in sample)
+        choice = np.zeros(cur.size, dtype=np.int64)
+    else:
+        probs = graph.type_probs(w, cur)
+        cum = np.cumsum(probs, axis=1)
+        choice = (rng.random(cur.size)[:, None] >= cum).sum(axis=1)  # chosen type; 4 = none
     nxt = np.full(cur.size, -1, dtype=np.int64)
     # listen: item -> user (-> friend) -> item
     sel = np.flatnonzero(choice == 0)

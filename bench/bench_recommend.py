@@ -1,0 +1,324 @@
+"""Recommender serving benchmark: prints numbers, never passes or fails.
+
+Sections (all by default; pick with --only):
+
+- ``hetrec``: single-user ``recommend`` latency p50/p99 (one thread, top 20, explanations on and
+  off) on HetRec Last.fm-2K (items = artists), with the method the engine chose, and the same with
+  the sampled walk forced.
+- ``agreement``: the sampled Pixie walk against its exact counterpart (personalised PageRank by
+  power iteration on the same typed graph, parameters matched, boosting off) on the protocol split
+  of seed 0: mean top-20 overlap and NDCG@20 of both on the held-out artists, per step budget.
+- ``store``: projection build rate streaming from a real SQLite store holding HetRec.
+- ``synthetic``: a graph of 10M listens (100k users, 1M tracks, 100k artists; power-law
+  popularity, generated in numpy): build rate, bytes per edge, recommend latency p50/p99 and the
+  cost of applying one listen in place.
+
+    .venv/bin/python bench/bench_recommend.py [--only hetrec agreement store synthetic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from musicgraph.recommender.engine import Controls, RecommendationEngine
+from musicgraph.recommender.evaluate import HetRec, load_hetrec, protocol_split
+from musicgraph.recommender.projection import Projection
+from musicgraph.recommender.random_walk import (
+    TypeWeights,
+    WalkGraph,
+    WalkParams,
+    exact_walk,
+    history_seeds,
+    pixie_walk,
+)
+
+HETREC = Path(__file__).resolve().parents[2] / "shared" / "data" / "hetrec2011-lastfm-2k"
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def hetrec_projection(h: HetRec, user_items: sp.csr_matrix | None = None) -> Projection:
+    ui = sp.coo_matrix(h.user_items if user_items is None else user_items)
+    ta = h.tag_assignments
+    it = sp.coo_matrix(
+        sp.csr_matrix((np.ones(len(ta)), (ta[:, 1], ta[:, 2])), shape=(h.n_items, h.n_tags))
+    )
+    fr = sp.coo_matrix(h.user_friends)
+    return Projection.from_arrays(
+        user_ids=[f"u{u}" for u in h.user_ids],
+        artist_ids=[f"a{a}" for a in h.artist_ids],
+        tag_names=[f"t{t}" for t in h.tag_ids],
+        artist_listens=(ui.row, ui.col, ui.data),
+        artist_tags=(it.row, it.col, it.data),
+        friends=(fr.row, fr.col),
+    )
+
+
+def latency(
+    engine: RecommendationEngine, users: list[str], kind: str, *, explain: bool, warm: int = 20
+) -> tuple[float, float, str]:
+    controls = Controls(limit=20, explain=explain)
+    for u in users[:warm]:
+        engine.recommend(u, kind=kind, controls=controls)  # type: ignore[arg-type]
+    times: list[float] = []
+    method = ""
+    for u in users:
+        t0 = time.perf_counter()
+        res = engine.recommend(u, kind=kind, controls=controls)  # type: ignore[arg-type]
+        times.append((time.perf_counter() - t0) * 1000)
+        method = res.method
+    return pct(times, 50), pct(times, 99), method
+
+
+def bench_hetrec(h: HetRec, n_requests: int) -> None:
+    print("\n## HetRec Last.fm-2K: recommend latency (one thread, top 20, items = artists)")
+    p = hetrec_projection(h)
+    s = p.stats()
+    print(
+        f"graph: {s.users} users, {s.artists} artists, {s.tags} tags, {s.edges:,} edges, "
+        f"{s.bytes_per_edge:.1f} B/edge (arrays), ids {s.id_bytes / 1e6:.1f} MB"
+    )
+    rng = np.random.default_rng(0)
+    users = [p.users.ids[int(u)] for u in rng.integers(len(p.users), size=n_requests)]
+    for mode in ("auto", "sampled"):
+        engine = RecommendationEngine(p, mode=mode)
+        for explain in (False, True):
+            p50, p99, method = latency(engine, users, "artist", explain=explain)
+            print(
+                f"mode={mode:8s} method={method:14s} explain={'on ' if explain else 'off'} "
+                f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(users)} requests)"
+            )
+
+
+def ndcg_at(recs: list[int], relevant: set[int], k: int = 20) -> float:
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    gains = np.array([1.0 if r in relevant else 0.0 for r in recs[:k]])
+    idcg = disc[: min(k, len(relevant))].sum()
+    return float((gains * disc[: gains.size]).sum() / idcg) if idcg else 0.0
+
+
+def bench_agreement(h: HetRec, n_users: int, budgets: list[int]) -> None:
+    print("\n## Sampled walk vs exact PPR on HetRec (protocol split, seed 0; boost off)")
+    split = protocol_split(h.user_items, 0)
+    p = hetrec_projection(h, split.train)
+    g = WalkGraph(p, "artist")
+    test = sp.csr_matrix(split.test)
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    users = np.random.default_rng(1).permutation(users)[:n_users]
+    configs = {
+        "listens": TypeWeights(),
+        "listens+tags+friends": TypeWeights(listen=1.0, tag=0.5, friend=0.3),
+    }
+    for cname, weights in configs.items():
+        base = WalkParams(alpha=0.5, weights=weights, boost=False, tol=1e-6)
+        exact_top: dict[int, list[int]] = {}
+        nd_exact: list[float] = []
+        t_exact: list[float] = []
+        seeds_of: dict[int, tuple[Any, Any]] = {}
+        for u in users.tolist():
+            ui = g.user_item
+            seeds, w = history_seeds(ui.row(u).astype(np.int64), ui.row_weights(u), ui.row_times(u))
+            seeds_of[u] = (seeds, w)
+            t0 = time.perf_counter()
+            res = exact_walk(g, seeds, w, base)
+            t_exact.append((time.perf_counter() - t0) * 1000)
+            exact_top[u] = _top_unseen(res.items, res.scores, set(seeds.tolist()))
+            rel = set(test.indices[test.indptr[u] : test.indptr[u + 1]].tolist())
+            nd_exact.append(ndcg_at(exact_top[u], rel))
+        ne = float(np.mean(nd_exact))
+        print(
+            f"[{cname}] exact: NDCG@20 {ne:.4f}, {pct(t_exact, 50):.2f} ms p50 ({len(users)} users)"
+        )
+        for steps in budgets:
+            params = WalkParams(alpha=0.5, weights=weights, boost=False, steps=steps)
+            overlaps: list[float] = []
+            nds: list[float] = []
+            times: list[float] = []
+            for u in users.tolist():
+                seeds, w = seeds_of[u]
+                t0 = time.perf_counter()
+                res = pixie_walk(g, seeds, w, params, np.random.default_rng(u))
+                times.append((time.perf_counter() - t0) * 1000)
+                top = _top_unseen(res.items, res.scores, set(seeds.tolist()))
+                overlaps.append(len(set(top) & set(exact_top[u])) / 20)
+                rel = set(test.indices[test.indptr[u] : test.indptr[u + 1]].tolist())
+                nds.append(ndcg_at(top, rel))
+            ns = float(np.mean(nds))
+            print(
+                f"[{cname}] steps {steps:>7,}: top-20 overlap {np.mean(overlaps):.3f}, "
+                f"NDCG@20 {ns:.4f} ({100 * (ns - ne) / ne:+.1f}% vs exact), "
+                f"{pct(times, 50):.1f} ms p50"
+            )
+
+
+def _top_unseen(items: Any, scores: Any, seen: set[int], k: int = 20) -> list[int]:
+    order = np.argsort(-scores, kind="stable")
+    out: list[int] = []
+    for i in items[order].tolist():
+        if i not in seen:
+            out.append(i)
+            if len(out) == k:
+                break
+    return out
+
+
+def bench_store(db: Path | None) -> None:
+    print("\n## Projection build rate from a real SQLite store (HetRec imported)")
+    from musicgraph.graph.sqlite_store import SqliteGraphStore
+
+    async def go(path: Path) -> None:
+        store = SqliteGraphStore(path)
+        await store.open()
+        try:
+            counts = await store.counts()
+            if counts.artist_listens == 0:
+                from musicgraph.ingest.hetrec import import_hetrec
+
+                t0 = time.perf_counter()
+                await import_hetrec(store, HETREC)
+                print(f"(imported HetRec into {path} in {time.perf_counter() - t0:.1f} s)")
+            t0 = time.perf_counter()
+            p = await Projection.load(store)
+            dt = time.perf_counter() - t0
+            s = p.stats()
+            print(
+                f"Projection.load: {s.edges:,} edges in {dt:.2f} s = {s.edges / dt:,.0f} edges/s "
+                f"({s.users} users, {s.artists} artists, {s.tags} tags)"
+            )
+        finally:
+            await store.close()
+
+    if db is not None:
+        asyncio.run(go(db))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(go(Path(tmp) / "hetrec.db"))
+
+
+def synthetic_arrays(
+    n_users: int, n_tracks: int, n_artists: int, n_listens: int, seed: int = 0
+) -> dict[str, Any]:
+    """Listens with Zipf-like track popularity and log-normal user activity."""
+    rng = np.random.default_rng(seed)
+    track_pop = 1.0 / np.arange(1, n_tracks + 1) ** 0.8
+    track_pop /= track_pop.sum()
+    activity = rng.lognormal(0.0, 1.0, n_users)
+    activity /= activity.sum()
+    users = rng.choice(n_users, size=n_listens, p=activity)
+    tracks = rng.choice(n_tracks, size=n_listens, p=track_pop)
+    perm = rng.permutation(n_tracks)  # popularity is not track order
+    tracks = perm[tracks]
+    times = 1_600_000_000 + rng.integers(0, 365 * 86_400, size=n_listens)
+    track_artist = rng.integers(0, n_artists, size=n_tracks)
+    return {
+        "users": users,
+        "tracks": tracks,
+        "times": times,
+        "track_artist": track_artist,
+    }
+
+
+def bench_synthetic(n_users: int, n_tracks: int, n_listens: int, n_requests: int) -> None:
+    n_artists = max(1, n_tracks // 10)
+    print(
+        f"\n## Synthetic: {n_listens:,} listens, {n_users:,} users, {n_tracks:,} tracks, "
+        f"{n_artists:,} artists"
+    )
+    t0 = time.perf_counter()
+    a = synthetic_arrays(n_users, n_tracks, n_artists, n_listens)
+    print(f"generated in {time.perf_counter() - t0:.1f} s")
+    user_ids = [f"u{i}" for i in range(n_users)]
+    track_ids = [f"t{i}" for i in range(n_tracks)]
+    artist_ids = [f"a{i}" for i in range(n_artists)]
+    gc.collect()
+    t0 = time.perf_counter()
+    p = Projection.from_arrays(
+        user_ids=user_ids,
+        track_ids=track_ids,
+        artist_ids=artist_ids,
+        listens=(a["users"], a["tracks"], np.ones(n_listens), a["times"]),
+        track_artist=a["track_artist"],
+    )
+    dt = time.perf_counter() - t0
+    s = p.stats()
+    print(
+        f"build: {n_listens:,} listens -> {s.edges:,} edges in {dt:.1f} s "
+        f"= {n_listens / dt:,.0f} listens/s"
+    )
+    print(
+        f"memory: {s.edge_bytes / 1e6:.0f} MB in arrays = {s.bytes_per_edge:.1f} B/edge; "
+        f"id maps {s.id_bytes / 1e6:.0f} MB more ({s.id_bytes / s.edges:.1f} B/edge)"
+    )
+    rng = np.random.default_rng(1)
+    users = [user_ids[int(u)] for u in rng.integers(n_users, size=n_requests)]
+    for steps in (10_000, 20_000):
+        engine = RecommendationEngine(p, params=WalkParams(steps=steps))
+        for explain in (False, True):
+            p50, p99, method = latency(engine, users, "track", explain=explain)
+            print(
+                f"steps={steps:>6,} method={method:14s} explain={'on ' if explain else 'off'} "
+                f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(users)} requests)"
+            )
+    # per-listen update cost: existing users, a mix of known and new tracks
+    n_upd = 20_000
+    lu = rng.integers(n_users, size=n_upd)
+    lt = rng.integers(n_tracks, size=n_upd)
+    t0 = time.perf_counter()
+    for i in range(n_upd):
+        p.apply_listens(user_ids[int(lu[i])], [(track_ids[int(lt[i])], 1_700_000_000 + i, False)])
+    dt = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for i in range(2000):
+        p.apply_listens(
+            f"new-u{i}", [(f"new-t{i}", 1_700_000_000, False)], track_artists={f"new-t{i}": "a1"}
+        )
+    dt_new = time.perf_counter() - t1
+    s2 = p.stats()
+    print(
+        f"update: {1e6 * dt / n_upd:.1f} µs per listen in place (existing ids), "
+        f"{1e6 * dt_new / 2000:.1f} µs with a new user and track; "
+        f"{s2.bytes_per_edge:.1f} B/edge after, {s2.compactions} compactions"
+    )
+    engine = RecommendationEngine(p)
+    p50, p99, method = latency(engine, users[: n_requests // 2], "track", explain=True)
+    print(f"after updates: method={method} explain=on p50 {p50:.2f} ms p99 {p99:.2f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--only", nargs="+", default=["hetrec", "agreement", "store", "synthetic"])
+    ap.add_argument("--data", type=Path, default=HETREC)
+    ap.add_argument("--db", type=Path, default=None, help="a SQLite file with HetRec imported")
+    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--agreement-users", type=int, default=400)
+    ap.add_argument("--budgets", type=int, nargs="+", default=[20_000, 50_000, 100_000, 200_000])
+    ap.add_argument("--listens", type=int, default=10_000_000)
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--tracks", type=int, default=1_000_000)
+    args = ap.parse_args()
+    h = load_hetrec(args.data) if {"hetrec", "agreement"} & set(args.only) else None
+    if "hetrec" in args.only and h is not None:
+        bench_hetrec(h, args.requests)
+    if "agreement" in args.only and h is not None:
+        bench_agreement(h, args.agreement_users, args.budgets)
+    if "store" in args.only:
+        bench_store(args.db)
+    if "synthetic" in args.only:
+        bench_synthetic(args.users, args.tracks, args.listens, args.requests)
+
+
+if __name__ == "__main__":
+    main()
