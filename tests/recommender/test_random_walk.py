@@ -144,7 +144,7 @@ def test_exact_operator_matches_the_brute_force_transition_matrix() -> None:
     """One factored hop equals the enumerated typed transition matrix, row by row."""
     p = random_graph()
     T = brute_force_transitions(p, WEIGHTS)
-    op = ExactOperator(WalkGraph(p, "track"), WEIGHTS)
+    op = ExactOperator(WalkGraph(p, "track"), WEIGHTS, dtype=np.float64)
     n = T.shape[0]
     got = np.stack([op.apply(np.eye(n)[i]) for i in range(n)])
     np.testing.assert_allclose(got, T, atol=1e-12)
@@ -155,7 +155,7 @@ def test_exact_ppr_matches_the_closed_form() -> None:
     """Power iteration equals m T (I - (1-a) T)^-1, solved densely."""
     p = random_graph(1)
     T = brute_force_transitions(p, WEIGHTS)
-    op = ExactOperator(WalkGraph(p, "track"), WEIGHTS)
+    op = ExactOperator(WalkGraph(p, "track"), WEIGHTS, dtype=np.float64)
     params = WalkParams(alpha=0.3, tol=1e-13, max_hops=400)
     m = np.zeros(T.shape[0])
     m[[0, 3]] = [2.0, 1.0]
@@ -170,7 +170,7 @@ def test_listen_only_ppr_agrees_with_networkx_pagerank() -> None:
     p = two_tastes()
     w = TypeWeights()
     T = brute_force_transitions(p, w)
-    op = ExactOperator(WalkGraph(p, "track"), w)
+    op = ExactOperator(WalkGraph(p, "track"), w, dtype=np.float64)
     params = WalkParams(alpha=0.4, tol=1e-14, max_hops=500)
     m = np.zeros(6)
     m[1] = 1.0

@@ -389,7 +389,7 @@ class RecommendationEngine:
                 tagged = self._items_with_tag(kind, name, limit=50)
                 if tagged.size == 0:
                     raise RecommenderError(f"unknown seed {s!r}: no {kind} is tagged {name!r}")
-                pop = self._degrees(kind)[tagged].astype(np.float64) + 1.0
+                pop = self._degrees(kind, tagged).astype(np.float64) + 1.0
                 put(tagged.tolist(), pop.tolist(), SeedOrigin(s, "tag", name))
                 continue
             t = p.tracks.get(s)
@@ -407,7 +407,7 @@ class RecommendationEngine:
                 else:
                     tracks = p.artist_track.row(a).astype(np.int64)
                     if tracks.size:
-                        pop = self._degrees("track")[tracks].astype(np.float64) + 1.0
+                        pop = self._degrees("track", tracks).astype(np.float64) + 1.0
                         order = np.argsort(-pop)[:20]
                         put(tracks[order].tolist(), pop[order].tolist(), origin)
             else:
@@ -428,14 +428,17 @@ class RecommendationEngine:
             if via:
                 out = np.unique(np.concatenate([out, *[v.astype(np.int64) for v in via]]))
         if limit is not None and out.size > limit:
-            pop = self._degrees(kind)[out]
+            pop = self._degrees(kind, out)
             out = out[np.argsort(-pop, kind="stable")[:limit]]
         return out
 
     # --- scoring ---------------------------------------------------------------------------------------
-    def _degrees(self, kind: ItemKind) -> IntArray:
+    def _degrees(self, kind: ItemKind, items: IntArray | None = None) -> IntArray:
+        """Listeners per item (of the given items only, when given: no catalogue-wide copy)."""
         rev = self.projection.listened(kind).rev
-        return rev.length[: rev.n_rows].astype(np.int64)
+        if items is None:
+            return rev.length[: rev.n_rows].astype(np.int64)
+        return rev.length[items].astype(np.int64)
 
     def choose(self, kind: ItemKind) -> str:
         """ "exact" or "sampled" for a walk over ``kind`` now (by graph size and budget)."""
@@ -482,7 +485,7 @@ class RecommendationEngine:
         return items, deg[items].astype(np.float64)
 
     def _popular_reason(self, kind: ItemKind, item: int) -> tuple[Reason, ...]:
-        n = int(self._degrees(kind)[item])
+        n = int(self._degrees(kind, np.array([item]))[0])
         name = self.projection.item_name(kind, item)
         return (
             Reason(
@@ -538,7 +541,7 @@ class RecommendationEngine:
         items, scores = items[keep], scores[keep]
         penalty = self.popularity_beta + c.novelty
         if penalty > 0 and items.size:
-            deg = self._degrees(kind)[items].astype(np.float64)
+            deg = self._degrees(kind, items).astype(np.float64)
             scores = scores / np.power(deg + 1.0, penalty)
         return _top_capped(p, kind, items, scores, c.limit, c.max_per_artist)
 

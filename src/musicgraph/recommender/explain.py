@@ -160,7 +160,12 @@ def _contributions(
 ) -> FloatArray:
     """R x S contribution of each seed to each item (see the module docstring)."""
     if walk is not None and walk.seed_visits.shape[0] == seeds.size and walk.seed_visits.nnz:
-        v: FloatArray = walk.seed_visits[:, items].toarray().T
+        sv = sp.coo_matrix(walk.seed_visits)
+        pos = {int(item): r for r, item in enumerate(items.tolist())}
+        hit = np.isin(sv.col, items)
+        v: FloatArray = np.zeros((items.size, seeds.size))
+        rows = np.array([pos[int(c)] for c in sv.col[hit]], dtype=np.int64)
+        v[rows, sv.row[hit]] = sv.data[hit]
         return np.sqrt(v) if params.boost else v
     # one-hop transition mass, weighted by walks per seed (the exact method's graphs are small)
     w = params.weights
