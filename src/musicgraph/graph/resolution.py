@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from musicgraph.graph import identity
 from musicgraph.graph.models import ArtistRef, TrackRef
@@ -65,8 +66,7 @@ class LookupKeys:
     spotify_ids: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True, slots=True)
-class CleanArtist:
+class CleanArtist(NamedTuple):
     name: str
     key_id: str
     mbid: str | None
@@ -74,8 +74,7 @@ class CleanArtist:
     url: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class CleanTrack:
+class CleanTrack(NamedTuple):
     artist: CleanArtist
     title: str
     key_id: str
@@ -131,9 +130,25 @@ def clean_artist(ref: ArtistRef, where: str) -> CleanArtist:
 
 def clean_track(ref: TrackRef, where: str) -> CleanTrack:
     """Validate and normalise one track ref; ``ValueError`` naming ``where`` when unusable."""
+    cleaned = _clean_track_cached(ref)
+    if isinstance(cleaned, str):
+        raise ValueError(f"{where}: {cleaned}")
+    return cleaned
+
+
+@lru_cache(maxsize=1 << 17)
+def _clean_track_cached(ref: TrackRef) -> CleanTrack | str:
+    # Imports repeat the same refs across batches; the cache skips normalising them again.
+    # An unusable ref is cached as its reason (without the position, which differs per call).
     if not ref.title or not ref.title.strip():
-        raise ValueError(f"{where}: track title is blank")
-    artist = clean_artist(ArtistRef(ref.artist, mbid=ref.artist_mbid), where)
+        return "track title is blank"
+    try:
+        artist = clean_artist(ArtistRef(ref.artist, mbid=ref.artist_mbid), "artist")
+        mbid = identity.clean_mbid(ref.mbid)
+        isrc = identity.clean_isrc(ref.isrc)
+        spotify_id = identity.spotify_track_id(ref.spotify_id)
+    except ValueError as exc:
+        return str(exc)
     duration = ref.duration_ms
     if duration is not None and duration <= 0:
         duration = None
@@ -142,9 +157,9 @@ def clean_track(ref: TrackRef, where: str) -> CleanTrack:
         title=ref.title.strip(),
         key_id=_track_key_id(ref.artist, ref.title),
         album=(ref.album or "").strip() or None,
-        mbid=_clean(identity.clean_mbid, ref.mbid, where),
-        isrc=_clean(identity.clean_isrc, ref.isrc, where),
-        spotify_id=_clean(identity.spotify_track_id, ref.spotify_id, where),
+        mbid=mbid,
+        isrc=isrc,
+        spotify_id=spotify_id,
         duration_ms=duration,
     )
 

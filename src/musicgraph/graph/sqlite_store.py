@@ -11,9 +11,10 @@ or not at all; sqlite3 errors are translated to :class:`~musicgraph.errors.Store
 at this boundary.
 
 ``record_listens`` resolves the batch's distinct tracks with a handful of ``IN (json_each(?))``
-lookups (:mod:`musicgraph.graph.resolution`), stages the listens in a TEMP table that drops
-repeats inside the batch, deletes the ones already in ``played``, copies the rest with one
-``INSERT ... SELECT`` and folds exactly those into ``listened`` with one grouped upsert.
+lookups (:mod:`musicgraph.graph.resolution`), drops repeats inside the batch and the listens
+already in ``played`` (one range read per user of the batch), inserts the rest with one
+``executemany`` in key order and folds exactly those into ``listened`` with one ``executemany``
+upsert of the batch's per-(user, track) sums.
 """
 
 from __future__ import annotations
@@ -350,40 +351,43 @@ def _resolve(conn: Conn, refs: Sequence[TrackRef], wheres: Sequence[str]) -> Pla
 
 # --- listens --------------------------------------------------------------------------------------------
 
-_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS stage (
-    idx         INTEGER PRIMARY KEY,
-    user_id     TEXT NOT NULL,
-    track_id    TEXT NOT NULL,
-    listened_at INTEGER NOT NULL,
-    source      TEXT NOT NULL,
-    ms_played   INTEGER,
-    skipped     INTEGER NOT NULL
+_KNOWN_IN_SPAN = (
+    "SELECT listened_at, track_id FROM played WHERE user_id = ? AND listened_at BETWEEN ? AND ?"
 )
-"""
-
-_DROP_KNOWN = """
-DELETE FROM temp.stage WHERE EXISTS (
-    SELECT 1 FROM main.played p
-    WHERE p.user_id = stage.user_id AND p.track_id = stage.track_id
-      AND p.listened_at = stage.listened_at)
-"""
-
-_COPY_NEW = f"""
-INSERT INTO main.played ({_LISTEN})
-SELECT {_LISTEN} FROM temp.stage ORDER BY user_id, listened_at, track_id
-"""
-
-_FOLD_NEW = """
-INSERT INTO main.listened (user_id, track_id, count, skips, first_at, last_at)
-SELECT user_id, track_id, sum(skipped = 0), sum(skipped), min(listened_at), max(listened_at)
-FROM temp.stage WHERE true GROUP BY user_id, track_id
+_COUNT_IN_SPAN = "SELECT count(*) FROM played WHERE user_id = ? AND listened_at BETWEEN ? AND ?"
+_KNOWN_KEYS = (
+    "SELECT p.listened_at, p.track_id FROM json_each(?) j JOIN played p "
+    "ON p.user_id = ? AND p.listened_at = json_extract(j.value, '$[0]') "
+    "AND p.track_id = json_extract(j.value, '$[1]')"
+)
+_INSERT_PLAYED = f"INSERT INTO played ({_LISTEN}) VALUES (?, ?, ?, ?, ?, ?)"
+_FOLD_LISTENED = """
+INSERT INTO listened (user_id, track_id, count, skips, first_at, last_at)
+VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (user_id, track_id) DO UPDATE SET
     count = count + excluded.count,
     skips = skips + excluded.skips,
     first_at = min(first_at, excluded.first_at),
     last_at = max(last_at, excluded.last_at)
 """
+
+
+def _stored_listens(conn: Conn, user_id: str, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of one user's (listened_at, track_id) keys are already in ``played``.
+
+    Usually a batch covers a stretch of time with nothing stored yet (or, on a re-import, exactly
+    the rows it repeats), so reading the user's rows in that span is one short range scan; when
+    the span holds many more rows than the batch (a few listens years apart), probe the keys."""
+    lo = min(k[0] for k in keys)
+    hi = max(k[0] for k in keys)
+    stored = conn.execute(_COUNT_IN_SPAN, (user_id, lo, hi)).fetchone()[0]
+    if stored == 0:
+        return set()
+    if stored <= 4 * len(keys):
+        rows = conn.execute(_KNOWN_IN_SPAN, (user_id, lo, hi))
+    else:
+        rows = conn.execute(_KNOWN_KEYS, (_json(keys), user_id))
+    return {(r[0], r[1]) for r in rows}
 
 
 def _record_listens(conn: Conn, listens: Sequence[ListenInput]) -> ListenBatchResult:
@@ -393,6 +397,11 @@ def _record_listens(conn: Conn, listens: Sequence[ListenInput]) -> ListenBatchRe
     wheres: list[str] = []
     slots: list[int] = []
     for i, listen in enumerate(listens):
+        if listen.listened_at.__class__ is not int:
+            raise ValueError(
+                f"listen {i}: listened_at must be whole seconds since the epoch, "
+                f"got {listen.listened_at!r}"
+            )
         slot = ref_slot.get(listen.track)
         if slot is None:
             slot = ref_slot[listen.track] = len(refs)
@@ -402,31 +411,47 @@ def _record_listens(conn: Conn, listens: Sequence[ListenInput]) -> ListenBatchRe
     _require(conn, "users", {listen.user_id for listen in listens}, "user")
     plan = _resolve(conn, refs, wheres)
     track_ids = [plan.ids[s] for s in slots]
-    # Repeats inside the batch: the first one counts, the rest are duplicates.
+
+    # The first of repeats inside the batch counts; the rest are duplicates.
     first: dict[tuple[str, int, str], int] = {}
-    for i, (li, tid) in enumerate(zip(listens, track_ids, strict=True)):
-        first.setdefault((li.user_id, li.listened_at, tid), i)
-    conn.execute("DELETE FROM temp.stage")
-    conn.executemany(
-        "INSERT INTO temp.stage VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (i, li.user_id, key[2], key[1], li.source, li.ms_played, 1 if li.skipped else 0)
-            for key, i in first.items()
-            for li in (listens[i],)
-        ],
-    )
-    conn.execute(_DROP_KNOWN)
-    new_idx = [r[0] for r in conn.execute("SELECT idx FROM temp.stage")]
-    if new_idx:
-        conn.execute(_COPY_NEW)
-        conn.execute(_FOLD_NEW)
-    conn.execute("DELETE FROM temp.stage")
+    per_user: dict[str, list[tuple[int, str]]] = {}
+    for i, listen in enumerate(listens):
+        key = (listen.user_id, listen.listened_at, track_ids[i])
+        if key not in first:
+            first[key] = i
+            per_user.setdefault(key[0], []).append((key[1], key[2]))
+    for user_id, keys in per_user.items():
+        for at, track_id in _stored_listens(conn, user_id, keys):
+            first.pop((user_id, at, track_id), None)
+
+    new_keys = sorted(first)  # key order: each user's new rows land together in the B-tree
+    played: list[tuple[str, str, int, str, int | None, int]] = []
+    folded: dict[tuple[str, str], list[int]] = {}
+    for key in new_keys:
+        listen = listens[first[key]]
+        user_id, at, track_id = key
+        skipped = 1 if listen.skipped else 0
+        played.append((user_id, track_id, at, listen.source, listen.ms_played, skipped))
+        agg = folded.get((user_id, track_id))
+        if agg is None:
+            folded[(user_id, track_id)] = [1 - skipped, skipped, at, at]
+        else:
+            agg[0] += 1 - skipped
+            agg[1] += skipped
+            if at < agg[2]:
+                agg[2] = at
+            if at > agg[3]:
+                agg[3] = at
+    if played:
+        conn.executemany(_INSERT_PLAYED, played)
+        conn.executemany(_FOLD_LISTENED, [(*k, *v) for k, v in folded.items()])
+
     mask = [False] * n
-    for i in new_idx:
+    for i in first.values():
         mask[i] = True
     return ListenBatchResult(
-        inserted=len(new_idx),
-        duplicates=n - len(new_idx),
+        inserted=len(played),
+        duplicates=n - len(played),
         track_ids=tuple(track_ids),
         new_mask=tuple(mask),
         new_track_ids=tuple(t.id for t in plan.new_tracks),
@@ -616,7 +641,6 @@ class SqliteGraphStore:
         # same pages, and fewer checkpoints mean fewer fsyncs of the main file.
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
         self._migrate(conn)
-        conn.execute(_STAGE)
 
     def _migrate(self, conn: Conn) -> None:
         current = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -9,7 +9,7 @@ CREATE TABLE users (
     created_at  INTEGER NOT NULL,
     public      INTEGER NOT NULL DEFAULT 0,
     token_hash  TEXT
-);
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX users_token_hash ON users (token_hash) WHERE token_hash IS NOT NULL;
 
 CREATE TABLE artists (
@@ -19,7 +19,7 @@ CREATE TABLE artists (
     mbid        TEXT,
     spotify_id  TEXT,
     url         TEXT
-);
+) WITHOUT ROWID;
 CREATE INDEX artists_mbid ON artists (mbid) WHERE mbid IS NOT NULL;
 CREATE INDEX artists_name_norm ON artists (name_norm);
 
@@ -40,7 +40,7 @@ CREATE TABLE tracks (
     valence     REAL,
     moods       TEXT,                          -- JSON array
     genres      TEXT                           -- JSON array
-);
+) WITHOUT ROWID;
 CREATE INDEX tracks_mbid ON tracks (mbid) WHERE mbid IS NOT NULL;
 CREATE INDEX tracks_isrc ON tracks (isrc) WHERE isrc IS NOT NULL;
 CREATE INDEX tracks_spotify_id ON tracks (spotify_id) WHERE spotify_id IS NOT NULL;
@@ -58,7 +58,7 @@ CREATE TABLE playlists (
     public      INTEGER NOT NULL DEFAULT 0,
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX playlists_owner ON playlists (owner_id, name);
 CREATE INDEX playlists_public ON playlists (public, updated_at);
 
