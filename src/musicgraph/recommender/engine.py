@@ -161,7 +161,7 @@ class RecommendationEngine:
         params_artist: WalkParams | None = None,
         mode: str = "auto",
         exact_budget: int = 4_000_000,
-        popularity_beta: float = 0.3,
+        popularity_beta: float = 0.5,
         seed: int = 0,
         clock: Any = time.time,
         loaded: bool = True,
