@@ -4,7 +4,9 @@ answers (two taste communities)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,3 +320,31 @@ async def test_rating_and_playlist_events_apply_in_place(sqlite_store: GraphStor
         assert fresh.ratings == {fresh.users.index[alice]: {fresh.tracks.index[ids_["Rock 2"]]: -1}}
     finally:
         await engine.stop()
+
+
+def test_cli_recommend_and_similar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`musicgraph recommend NAME --json` and `musicgraph similar ID --json` answer from a file."""
+    from musicgraph.cli import main
+    from musicgraph.graph.sqlite_store import SqliteGraphStore
+
+    db = tmp_path / "cli.db"
+
+    async def fill() -> dict[str, str]:
+        store = SqliteGraphStore(db)
+        await store.open()
+        try:
+            return await seed_store(store)
+        finally:
+            await store.close()
+
+    ids_ = asyncio.run(fill())
+    assert main(["recommend", "alice", "--db", str(db), "--json", "--limit", "2", "--explain"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "exact-ppr"
+    assert {i["item_id"] for i in out["items"]} == {ids_["Rock 2"], ids_["Rock 3"]}
+    assert out["items"][0]["reasons"]
+    assert main(["similar", ids_["Jazz 0"], "--db", str(db), "--json", "--limit", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {i["item_id"] for i in out["items"]} == {ids_["Jazz 1"], ids_["Jazz 2"]}
+    assert main(["recommend", "nobody", "--db", str(db)]) == 1
+    assert "no user 'nobody'" in capsys.readouterr().err
