@@ -297,8 +297,8 @@ def _methods() -> dict[str, Method]:
             ItemKNN,
             grid={
                 "weighting": ["binary", "log"],
-                "k": [25, 50, 100, 200, 400],
-                "shrinkage": [0.0, 5.0, 20.0, 80.0],
+                "k": [100, 200, 400, 800, 1600],
+                "shrinkage": [0.0, 2.0, 5.0, 10.0, 20.0, 80.0],
             },
             bounds={"k": (1, 20000), "shrinkage": (0, 1e6)},
         ),
@@ -307,8 +307,8 @@ def _methods() -> dict[str, Method]:
             RP3beta,
             grid={
                 "weighting": ["binary", "log"],
-                "alpha": [0.4, 0.6, 0.8, 1.0, 1.2],
-                "beta": [0.0, 0.2, 0.4, 0.6, 0.8],
+                "alpha": [0.4, 0.5, 0.6, 0.7, 0.8, 1.0],
+                "beta": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
             },
             bounds={"alpha": (0.05, 3.0), "beta": (0.0, 2.0)},
         ),
@@ -317,7 +317,7 @@ def _methods() -> dict[str, Method]:
             EASE,
             grid={
                 "weighting": ["binary", "log"],
-                "l2": [50.0, 100.0, 200.0, 400.0, 800.0, 1600.0],
+                "l2": [25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 400.0, 800.0],
             },
             bounds={"l2": (1e-3, 1e7)},
         ),
@@ -326,9 +326,9 @@ def _methods() -> dict[str, Method]:
             _als_factory(),
             grid={
                 "weighting": ["binary", "log"],
-                "factors": [32, 64, 128, 256],
-                "regularization": [0.01, 0.1, 1.0, 10.0],
-                "alpha": [0.5, 2.0, 8.0, 32.0],
+                "factors": [16, 32, 48, 64, 128],
+                "regularization": [0.1, 1.0, 3.0, 10.0, 30.0],
+                "alpha": [2.0, 4.0, 8.0, 16.0, 32.0],
             },
             bounds={"factors": (2, 1024), "regularization": (1e-5, 1e4), "alpha": (0.01, 1e4)},
         ),
