@@ -191,7 +191,8 @@ def pixie_walk(
     n_batches = max(1, params.batches) if params.stop_items and params.stop_visits else 1
     batches = np.array_split(owner_all, n_batches) if owner_all.size else []
     counts = np.zeros(0, dtype=np.int64)
-    keys_all: list[IntArray] = []
+    keys_all: list[IntArray] = []  # owner (seed slot) of each visit
+    items_all: list[IntArray] = []  # item of each visit
     steps = 0
     visits = np.zeros(n, dtype=np.int64) if params.stop_items else None
     w = params.weights
@@ -204,7 +205,8 @@ def pixie_walk(
             nxt = _hop(graph, cur, w, rng)
             ok = nxt >= 0
             steps += int(cur.size)
-            keys_all.append(owner[ok] * n + nxt[ok])
+            keys_all.append(owner[ok])
+            items_all.append(nxt[ok])
             if visits is not None:
                 np.add.at(visits, nxt[ok], 1)
             alive = ok & (rng.random(cur.size) >= params.alpha)
@@ -215,19 +217,37 @@ def pixie_walk(
             and int((visits >= params.stop_visits).sum()) >= params.stop_items
         ):
             break
-    keys = np.concatenate(keys_all) if keys_all else np.zeros(0, dtype=np.int64)
-    ukeys, counts = np.unique(keys, return_counts=True)
-    rows, cols = ukeys // n, ukeys % n
-    seed_visits = sp.csr_matrix((counts.astype(np.float64), (rows, cols)), shape=(seeds.size, n))
-    items, scores = combine(seed_visits, boost=params.boost)
-    return WalkResult(items, scores, seed_visits, steps, "pixie-sampled")
+    owners = np.concatenate(keys_all) if keys_all else np.zeros(0, dtype=np.int64)
+    visited = np.concatenate(items_all) if items_all else np.zeros(0, dtype=np.int64)
+    # count per (seed, item) without sorting: number the visited items through a scratch mark
+    mark = np.zeros(n, dtype=bool)
+    mark[visited] = True
+    items = np.flatnonzero(mark)
+    slot = np.zeros(n, dtype=np.int64)
+    slot[items] = np.arange(items.size)
+    k = items.size
+    keys = owners * k + slot[visited]
+    if seeds.size * k <= 1 << 21:  # small enough for a dense seeds x visited-items count
+        counts = np.bincount(keys, minlength=seeds.size * k)
+        nz = np.flatnonzero(counts)
+        per_key = counts[nz].astype(np.float64)
+    else:
+        nz, cnt = np.unique(keys, return_counts=True)
+        per_key = cnt.astype(np.float64)
+    rows, cols = nz // max(k, 1), nz % max(k, 1)
+    contrib = np.sqrt(per_key) if params.boost else per_key
+    scores: FloatArray = np.bincount(cols, weights=contrib, minlength=k).astype(np.float64)
+    if params.boost:
+        scores = scores**2
+    seed_visits = sp.csr_matrix((per_key, (rows, items[cols])), shape=(seeds.size, n))
+    return WalkResult(items.astype(np.int64), scores, seed_visits, steps, "pixie-sampled")
 
 
 def _hop(graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generator) -> IntArray:
     """One hop for every walker at once; -1 where the walk dies (no edge to take)."""
     if w.tag == 0 and w.similar == 0 and (w.playlist == 0 or graph.item_playlist is None):
         # listens only: every walker takes a listener edge (an item without one dies in sample)
-        choice = np.zeros(cur.size, dtype=np.int64)
+        return _listen_hop(graph, cur, w, rng)
     else:
         probs = graph.type_probs(w, cur)
         cum = np.cumsum(probs, axis=1)
@@ -266,6 +286,24 @@ def _hop(graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generat
         has = pls >= 0
         got[has] = graph.playlist_item.sample(pls[has], rng.random(int(has.sum())))
         nxt[sel] = got
+    return nxt
+
+
+def _listen_hop(
+    graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generator
+) -> IntArray:
+    """item -> listener (-> friend) -> item for every walker; -1 where the walk dies."""
+    users = graph.item_user.sample(cur, rng.random(cur.size))
+    if w.friend > 0:
+        has = users >= 0
+        fdeg = np.zeros(cur.size, dtype=np.int64)
+        fdeg[has] = graph.friends.length[users[has]]
+        jump = has & (fdeg > 0) & (rng.random(cur.size) < w.friend / (1.0 + w.friend))
+        if jump.any():
+            users[jump] = graph.friends.sample(users[jump], rng.random(int(jump.sum())))
+    nxt = np.full(cur.size, -1, dtype=np.int64)
+    has = users >= 0
+    nxt[has] = graph.user_item.sample(users[has], rng.random(int(has.sum())))
     return nxt
 
 
