@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog
 
 from musicgraph.errors import RecommenderError
 from musicgraph.events import Event, EventBus
@@ -338,13 +339,19 @@ def test_cli_recommend_and_similar(tmp_path: Path, capsys: pytest.CaptureFixture
             await store.close()
 
     ids_ = asyncio.run(fill())
-    assert main(["recommend", "alice", "--db", str(db), "--json", "--limit", "2", "--explain"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["method"] == "exact-ppr"
-    assert {i["item_id"] for i in out["items"]} == {ids_["Rock 2"], ids_["Rock 3"]}
-    assert out["items"][0]["reasons"]
-    assert main(["similar", ids_["Jazz 0"], "--db", str(db), "--json", "--limit", "2"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert {i["item_id"] for i in out["items"]} == {ids_["Jazz 1"], ids_["Jazz 2"]}
-    assert main(["recommend", "nobody", "--db", str(db)]) == 1
-    assert "no user 'nobody'" in capsys.readouterr().err
+    try:
+        assert (
+            main(["recommend", "alice", "--db", str(db), "--json", "--limit", "2", "--explain"])
+            == 0
+        )
+        out = json.loads(capsys.readouterr().out)
+        assert out["method"] == "exact-ppr"
+        assert {i["item_id"] for i in out["items"]} == {ids_["Rock 2"], ids_["Rock 3"]}
+        assert out["items"][0]["reasons"]
+        assert main(["similar", ids_["Jazz 0"], "--db", str(db), "--json", "--limit", "2"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert {i["item_id"] for i in out["items"]} == {ids_["Jazz 1"], ids_["Jazz 2"]}
+        assert main(["recommend", "nobody", "--db", str(db)]) == 1
+        assert "no user 'nobody'" in capsys.readouterr().err
+    finally:
+        structlog.reset_defaults()  # main() bound the logger to the captured stderr
