@@ -133,6 +133,12 @@ def child_memory(path: Path, db: Path, traced: bool) -> None:
     """Run in a fresh process: import ``path`` and print peak memory as JSON."""
     if traced:
         tracemalloc.start()
+        # The parser alone first: what the importer itself holds, without the store.
+        n = sum(1 for _ in read_listenbrainz(path, "u"))
+        parser_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+    else:
+        n, parser_peak = 0, None
     summary = asyncio.run(sqlite_run(path, db))
     peak_traced = tracemalloc.get_traced_memory()[1] if traced else None
     print(
@@ -142,6 +148,8 @@ def child_memory(path: Path, db: Path, traced: bool) -> None:
                 "seconds": summary.seconds,
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "tracemalloc_peak_mb": peak_traced / 2**20 if peak_traced is not None else None,
+                "parser_peak_mb": parser_peak / 2**20 if parser_peak is not None else None,
+                "parsed": n,
             }
         )
     )
@@ -176,6 +184,9 @@ def main() -> None:
     parser.add_argument("--neo4j-listens", type=int, default=None, help="default: --listens")
     parser.add_argument("--no-tracemalloc", action="store_true")
     parser.add_argument(
+        "--memory-only", action="store_true", help="skip the throughput runs (SQLite and Neo4j)"
+    )
+    parser.add_argument(
         "--child", nargs=3, metavar=("FILE", "DB", "TRACED"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -193,10 +204,11 @@ def main() -> None:
             f"wrote {args.listens:,} synthetic ListenBrainz listens ({size_mb:.0f} MB) in "
             f"{time.perf_counter() - started:.1f} s to {export}"
         )
-        print(f"parse + validate only: {parse_only(export):,.0f} listens/s")
-        report("SQLite", asyncio.run(sqlite_run(export, tmp / "bench.db")))
-        again = asyncio.run(sqlite_run(export, tmp / "bench.db"))
-        report("SQLite, same file again (all duplicates)", again)
+        if not args.memory_only:
+            print(f"parse + validate only: {parse_only(export):,.0f} listens/s")
+            report("SQLite", asyncio.run(sqlite_run(export, tmp / "bench.db")))
+            again = asyncio.run(sqlite_run(export, tmp / "bench.db"))
+            report("SQLite, same file again (all duplicates)", again)
 
         server = None
         local = None
@@ -204,7 +216,7 @@ def main() -> None:
             from tests.support.neo4j_server import server_from_env
 
             server = server_from_env()
-        elif args.neo4j:
+        elif args.neo4j and not args.memory_only:
             from tests.support import neo4j_server as ns
 
             java, mvn = shutil.which("java"), shutil.which("mvn")
@@ -215,7 +227,7 @@ def main() -> None:
                     ns.build_launcher(mvn)
                 local = ns.start_local_server(java)
                 server = local.server
-        if server is not None:
+        if server is not None and not args.memory_only:
             try:
                 n = args.neo4j_listens or args.listens
                 path = export
@@ -233,7 +245,8 @@ def main() -> None:
         if sizes:
             print("peak memory per file size (fresh process each; SQLite):")
             print(
-                f"  {'listens':>10}  {'file MB':>8}  {'max RSS MB':>10}  {'tracemalloc peak MB':>20}"
+                f"  {'listens':>10}  {'file MB':>8}  {'max RSS MB':>10}  "
+                f"{'Python peak MB (import)':>24}  {'Python peak MB (parser only)':>29}"
             )
         for n in sizes:
             path = tmp / f"mem-{n}.jsonl"
@@ -249,10 +262,12 @@ def main() -> None:
                 )
                 row[traced] = json.loads(out.stdout.strip().splitlines()[-1])
             traced_mb = row.get(True, {}).get("tracemalloc_peak_mb")
+            parser_mb = row.get(True, {}).get("parser_peak_mb")
             print(
                 f"  {n:>10,}  {path.stat().st_size / 2**20:>8.0f}  "
                 f"{row[False]['maxrss_mb']:>10.0f}  "
-                f"{(f'{traced_mb:.1f}' if traced_mb is not None else '-'):>20}"
+                f"{(f'{traced_mb:.1f}' if traced_mb is not None else '-'):>24}  "
+                f"{(f'{parser_mb:.1f}' if parser_mb is not None else '-'):>29}"
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
