@@ -45,7 +45,7 @@ from musicgraph.events import Event, EventBus, Subscription, Topic
 from musicgraph.graph.models import ItemKind, Similarity
 from musicgraph.logging import get_logger
 from musicgraph.recommender.base import FloatArray, IntArray
-from musicgraph.recommender.explain import Reason, SeedOrigin, explain
+from musicgraph.recommender.explain import Reason, SeedOrigin, TagNames, explain
 from musicgraph.recommender.projection import Projection
 from musicgraph.recommender.random_walk import (
     ExactOperator,
@@ -183,6 +183,7 @@ class RecommendationEngine:
         self.clock = clock
         self._loaded = loaded
         self._ops: dict[ItemKind, tuple[tuple[int, ...], ExactOperator]] = {}
+        self._tag_names: dict[ItemKind, TagNames] = {k: TagNames(projection, k) for k in _KINDS}
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._events_applied = 0
@@ -272,6 +273,7 @@ class RecommendationEngine:
                 self.params[kind],
                 walks,
                 user=user,
+                tag_names=self._tag_names[kind],
             )
         elif c.explain and walk is None:
             reasons = [self._popular_reason(kind, int(i)) for i in top_items]
@@ -307,7 +309,15 @@ class RecommendationEngine:
         c = Controls(limit=limit, exclude_heard=False)
         top_items, top_scores = self._rank(kind, None, walk.items, walk.scores, c, seeds.items)
         reasons = explain(
-            p, kind, top_items, seeds.items, seeds.origins, walk, self.params[kind], walks
+            p,
+            kind,
+            top_items,
+            seeds.items,
+            seeds.origins,
+            walk,
+            self.params[kind],
+            walks,
+            tag_names=self._tag_names[kind],
         )
         ids = p.items(kind).ids
         recs = tuple(

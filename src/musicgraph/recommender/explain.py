@@ -72,8 +72,11 @@ def explain(
     *,
     user: int | None = None,
     max_reasons: int = 3,
+    tag_names: TagNames | None = None,
 ) -> list[tuple[Reason, ...]]:
-    """Reasons for each of ``items`` (in order); ``origins`` has one entry per seed."""
+    """Reasons for each of ``items`` (in order); ``origins`` has one entry per seed.
+
+    ``tag_names`` may be kept across calls (the engine does) to read each tag row once."""
     p = projection
     n_r, n_s = items.size, seeds.size
     if n_r == 0:
@@ -108,7 +111,7 @@ def explain(
     )
     order = np.argsort(-by_origin, axis=1, kind="stable")[:, : min(max_reasons, n_k)]
 
-    evidence = _Evidence(p, kind, user)
+    evidence = _Evidence(p, kind, user, tag_names)
     out: list[tuple[Reason, ...]] = []
     for r in range(n_r):
         item = int(items[r])
@@ -173,10 +176,20 @@ def _contributions(
     n_users = listened.fwd.n_rows
     user_deg = listened.fwd.length[:n_users].astype(np.float64)
     inv_u = np.divide(1.0, user_deg, out=np.zeros_like(user_deg), where=user_deg > 0)
-    iu_r = rows_csr(listened.rev, items, n_users)
-    iu_s = rows_csr(listened.rev, seeds, n_users)
-    deg_s = np.diff(iu_s.indptr).astype(np.float64)
-    via_users = (iu_r @ sp.diags(inv_u) @ iu_s.T).toarray()
+    rev = listened.rev
+    deg_s = rev.length[seeds].astype(np.float64)
+    if n_users * seeds.size <= 4_000_000:
+        # users x seeds matrix of 1/deg(user) where the user plays the seed: an item's row sum
+        # over its listeners is the two-step mass from each seed (no sparse products)
+        w_us = np.zeros((n_users, seeds.size))
+        for j, sd in enumerate(seeds.tolist()):
+            listeners = rev.row(sd)
+            w_us[listeners, j] = inv_u[listeners]
+        via_users = np.stack([w_us[rev.row(int(i))].sum(axis=0) for i in items.tolist()])
+    else:
+        iu_r = rows_csr(rev, items, n_users)
+        iu_s = rows_csr(rev, seeds, n_users)
+        via_users = (iu_r @ sp.diags(inv_u) @ iu_s.T).toarray()
     via_users *= np.divide(1.0, deg_s, out=np.zeros(seeds.size), where=deg_s > 0)
     out = w.listen * via_users
     tags = p.tagged(kind)
@@ -205,13 +218,15 @@ class _Evidence:
     item's listeners are looked up in it, so the cost is the rows' lengths, not a matrix product.
     """
 
-    def __init__(self, p: Projection, kind: ItemKind, user: int | None) -> None:
+    def __init__(
+        self, p: Projection, kind: ItemKind, user: int | None, tag_names: TagNames | None
+    ) -> None:
         self.p = p
         self.kind = kind
         self.rev = p.listened(kind).rev
         self.n_users = p.listened(kind).fwd.n_rows
         self._masks: dict[int, npt.NDArray[np.bool_]] = {}
-        self.tags = _TagNames(p, kind)
+        self.tags = tag_names if tag_names is not None else TagNames(p, kind)
         self._friend_mask: npt.NDArray[np.bool_] | None = None
         if user is not None and user < p.friends.n_rows and p.friends.length[user] > 0:
             self._friend_mask = np.zeros(self.n_users, dtype=bool)
@@ -248,23 +263,36 @@ class _Evidence:
         return int(self._friend_mask[self.rev.row(item)].sum())
 
 
-class _TagNames:
-    """Shared tag names of (item, seed) pairs, with each row read once per explanation."""
+class TagNames:
+    """Shared tag names of (item, seed) pairs. Each item's tags are read once (its ``top`` heaviest,
+    ranked) and each seed's tag set once; the cache empties itself when the tags change."""
 
-    def __init__(self, p: Projection, kind: ItemKind) -> None:
+    def __init__(self, p: Projection, kind: ItemKind, *, top: int = 20, max_entries: int = 50_000):
         self.p = p
         self.rel = p.tagged(kind).fwd
+        self.top = top
+        self.max_entries = max_entries
+        self._version = self.rel.version
         self.sets: dict[int, set[int]] = {}
         self.ranked: dict[int, list[int]] = {}
 
     def shared(self, a: int, b: int, limit: int = 3) -> tuple[str, ...]:
         """Names of the tags ``a`` and ``b`` share, heaviest on ``a`` first."""
+        if self.rel.version != self._version or len(self.ranked) > self.max_entries:
+            self.sets.clear()
+            self.ranked.clear()
+            self._version = self.rel.version
         seed_tags = self.sets.get(b)
         if seed_tags is None:
             seed_tags = self.sets[b] = set(self.rel.row(b).tolist())
+        if not seed_tags:
+            return ()
         ranked = self.ranked.get(a)
         if ranked is None:
             row, w = self.rel.row(a), self.rel.row_weights(a)
+            if row.size > self.top:
+                keep = np.argpartition(-w, self.top - 1)[: self.top]
+                row, w = row[keep], w[keep]
             ranked = self.ranked[a] = row[np.argsort(-w, kind="stable")].tolist()
         out: list[str] = []
         for t in ranked:

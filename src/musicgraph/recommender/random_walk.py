@@ -62,7 +62,7 @@ class WalkParams:
     stop_visits: int = 0  # ... have at least this many visits (0 = never stop early)
     batches: int = 4  # early stopping is checked between batches of walks (when enabled)
     max_hops: int = 30  # both methods stop here ((1 - alpha)^30 of the mass is left)
-    tol: float = 1e-2  # exact: stop once the mass still walking is below tol of the start
+    tol: float = 2e-2  # exact: stop once the mass still walking is below tol of the start
 
 
 @dataclass(frozen=True)
