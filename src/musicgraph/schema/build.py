@@ -14,12 +14,15 @@ from functools import partial
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.types import ExecutionContext
 
@@ -92,11 +95,21 @@ class MusicgraphSchema(strawberry.Schema):
 def build_schema(settings: Settings) -> MusicgraphSchema:
     # Factories, not instances: strawberry gives each operation its own extension objects, so
     # concurrent requests never share one's execution context.
+    # The depth and alias rules are built once and shared: strawberry's validation cache is keyed
+    # by the rule classes, and a limiter instance per request would mint new ones every time.
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extensions: list[Callable[[], SchemaExtension]] = [
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        # Clients repeat the same few documents: parse and validate each once.
+        partial(ParserCache, maxsize=512),
+        partial(ValidationCache, maxsize=512),
+        partial(AddValidationRules, limits),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        partial(MaskUnexpectedErrors, should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
+        partial(
+            MaskUnexpectedErrors, should_mask_error=is_unexpected, error_message=MASKED_MESSAGE
+        ),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
