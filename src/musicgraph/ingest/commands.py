@@ -119,6 +119,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise MusicgraphError(f"--batch-size must be above 0, got {args.batch_size}")
+    if args.format == "hetrec" and args.user:
+        raise MusicgraphError(
+            "musicgraph import hetrec takes no --user: the data set names its own users "
+            "(hetrec-<id>)"
+        )
     if args.format != "hetrec" and not args.user:
         raise MusicgraphError(
             f"musicgraph import {args.format} needs --user NAME (whose listens these are)"
