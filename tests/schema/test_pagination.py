@@ -49,6 +49,6 @@ def test_foreign_cursors_are_refused(cursor: str) -> None:
 def test_connection_page_info() -> None:
     """pageInfo reports neighbours on both sides and the edge cursors."""
     conn = offset_connection(["c", "d"], Window(2, 2), total=5)
-    assert conn.total_count == 5 and conn.nodes() == ["c", "d"]
+    assert conn.total == 5 and conn.nodes() == ["c", "d"]
     assert conn.page_info.has_previous_page and conn.page_info.has_next_page
     assert decode_cursor("o", conn.page_info.end_cursor or "", "after") == 3

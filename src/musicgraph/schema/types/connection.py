@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -39,7 +40,15 @@ class Edge(Generic[NodeT]):
 class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]]
     page_info: PageInfo
-    total_count: int
+    total: strawberry.Private[int | None] = None
+    #: counts on demand, for lists that page without knowing their length
+    count: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+
+    @field(description="How many nodes the whole list has.")
+    async def total_count(self) -> int:
+        if self.total is None:
+            self.total = await self.count() if self.count is not None else len(self.edges)
+        return self.total
 
     @field(description="The nodes of the edges, for clients that need no cursors.")
     def nodes(self) -> list[NodeT]:
@@ -109,5 +118,5 @@ def offset_connection(nodes: list[NodeT], window: Window, total: int) -> Connect
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
-        total_count=total,
+        total=total,
     )

@@ -3,6 +3,8 @@ private playlists and statistics only to the user themself and the admin (``null
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import strawberry
 
 from musicgraph.graph import models
@@ -39,7 +41,11 @@ class Rating:
 
 
 def _listen_connection(
-    rows: list[models.Listen], total: int, *, has_next: bool, has_previous: bool
+    rows: list[models.Listen],
+    count: Callable[[], Awaitable[int]],
+    *,
+    has_next: bool,
+    has_previous: bool,
 ) -> Connection[Listen]:
     edges = [
         Edge(cursor=encode_cursor("t", r.listened_at), node=Listen.from_model(r)) for r in rows
@@ -52,7 +58,7 @@ def _listen_connection(
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
-        total_count=total,
+        count=count,
     )
 
 
@@ -87,7 +93,10 @@ class User:
         max_page = ctx.settings.max_page_size
         check_page_size(first, "first", max_page)
         check_page_size(last, "last", max_page)
-        total = await ctx.store.count_listens(uid, include_skips=include_skips)
+
+        def total() -> Awaitable[int]:
+            return ctx.store.count_listens(uid, include_skips=include_skips)
+
         if last is None:
             n = first if first is not None else min(DEFAULT_PAGE, max_page)
             older_than = decode_cursor("t", after, "after") if after is not None else None
