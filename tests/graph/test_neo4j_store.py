@@ -45,7 +45,7 @@ async def test_open_creates_constraints_and_indexes_idempotently(
         assert names.count(wanted) == 1
     states = dict(indexes[0]["pairs"])
     assert states["track_mbid"] == "ONLINE"
-    assert states["played_at"] == "ONLINE"
+    assert states["artist_name_norm"] == "ONLINE"
 
 
 async def test_store_satisfies_the_protocol(neo4j_store: GraphStore) -> None:

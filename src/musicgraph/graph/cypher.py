@@ -19,29 +19,31 @@ Multi-row writes take ``$rows`` and run as one ``UNWIND`` per batch; ``name_key`
 
 from __future__ import annotations
 
-# --- schema (each statement idempotent; run one by one on open) --------------------------------
+# --- schema (each statement idempotent; open runs those whose name is missing) -----------------
 
-SCHEMA: tuple[str, ...] = (
-    "CREATE CONSTRAINT user_id IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE",
-    "CREATE CONSTRAINT user_name_key IF NOT EXISTS FOR (n:User) REQUIRE n.name_key IS UNIQUE",
-    "CREATE CONSTRAINT user_token_hash IF NOT EXISTS FOR (n:User) REQUIRE n.token_hash IS UNIQUE",
-    "CREATE CONSTRAINT artist_id IF NOT EXISTS FOR (n:Artist) REQUIRE n.id IS UNIQUE",
-    "CREATE CONSTRAINT track_id IF NOT EXISTS FOR (n:Track) REQUIRE n.id IS UNIQUE",
-    "CREATE CONSTRAINT tag_name IF NOT EXISTS FOR (n:Tag) REQUIRE n.name IS UNIQUE",
-    "CREATE CONSTRAINT playlist_id IF NOT EXISTS FOR (n:Playlist) REQUIRE n.id IS UNIQUE",
-    "CREATE CONSTRAINT enrichment_key IF NOT EXISTS FOR (n:EnrichmentState) REQUIRE n.key IS UNIQUE",
-    "CREATE INDEX track_mbid IF NOT EXISTS FOR (n:Track) ON (n.mbid)",
-    "CREATE INDEX track_isrc IF NOT EXISTS FOR (n:Track) ON (n.isrc)",
-    "CREATE INDEX track_spotify_id IF NOT EXISTS FOR (n:Track) ON (n.spotify_id)",
-    "CREATE TEXT INDEX track_name_norm IF NOT EXISTS FOR (n:Track) ON (n.name_norm)",
-    "CREATE INDEX artist_mbid IF NOT EXISTS FOR (n:Artist) ON (n.mbid)",
-    "CREATE TEXT INDEX artist_name_norm IF NOT EXISTS FOR (n:Artist) ON (n.name_norm)",
-    "CREATE INDEX playlist_owner IF NOT EXISTS FOR (n:Playlist) ON (n.owner_id)",
-    "CREATE INDEX playlist_public IF NOT EXISTS FOR (n:Playlist) ON (n.public, n.updated_at)",
-    "CREATE INDEX enrichment_track IF NOT EXISTS FOR (n:EnrichmentState) ON (n.track_id)",
-    "CREATE INDEX enrichment_queue IF NOT EXISTS FOR (n:EnrichmentState) ON (n.source, n.status)",
-    "CREATE INDEX played_at IF NOT EXISTS FOR ()-[r:PLAYED]-() ON (r.at)",
-)
+#: Every constraint and index by name (the name is what ``SHOW`` reports).
+SCHEMA: dict[str, str] = {
+    "user_id": "CREATE CONSTRAINT user_id IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE",
+    "user_name_key": "CREATE CONSTRAINT user_name_key IF NOT EXISTS FOR (n:User) REQUIRE n.name_key IS UNIQUE",
+    "user_token_hash": "CREATE CONSTRAINT user_token_hash IF NOT EXISTS FOR (n:User) REQUIRE n.token_hash IS UNIQUE",
+    "artist_id": "CREATE CONSTRAINT artist_id IF NOT EXISTS FOR (n:Artist) REQUIRE n.id IS UNIQUE",
+    "track_id": "CREATE CONSTRAINT track_id IF NOT EXISTS FOR (n:Track) REQUIRE n.id IS UNIQUE",
+    "tag_name": "CREATE CONSTRAINT tag_name IF NOT EXISTS FOR (n:Tag) REQUIRE n.name IS UNIQUE",
+    "playlist_id": "CREATE CONSTRAINT playlist_id IF NOT EXISTS FOR (n:Playlist) REQUIRE n.id IS UNIQUE",
+    "enrichment_key": "CREATE CONSTRAINT enrichment_key IF NOT EXISTS FOR (n:EnrichmentState) REQUIRE n.key IS UNIQUE",
+    "track_mbid": "CREATE INDEX track_mbid IF NOT EXISTS FOR (n:Track) ON (n.mbid)",
+    "track_isrc": "CREATE INDEX track_isrc IF NOT EXISTS FOR (n:Track) ON (n.isrc)",
+    "track_spotify_id": "CREATE INDEX track_spotify_id IF NOT EXISTS FOR (n:Track) ON (n.spotify_id)",
+    "track_name_norm": "CREATE TEXT INDEX track_name_norm IF NOT EXISTS FOR (n:Track) ON (n.name_norm)",
+    "artist_mbid": "CREATE INDEX artist_mbid IF NOT EXISTS FOR (n:Artist) ON (n.mbid)",
+    "artist_name_norm": "CREATE TEXT INDEX artist_name_norm IF NOT EXISTS FOR (n:Artist) ON (n.name_norm)",
+    "playlist_owner": "CREATE INDEX playlist_owner IF NOT EXISTS FOR (n:Playlist) ON (n.owner_id)",
+    "playlist_public": "CREATE INDEX playlist_public IF NOT EXISTS FOR (n:Playlist) ON (n.public, n.updated_at)",
+    "enrichment_track": "CREATE INDEX enrichment_track IF NOT EXISTS FOR (n:EnrichmentState) ON (n.track_id)",
+    "enrichment_queue": "CREATE INDEX enrichment_queue IF NOT EXISTS FOR (n:EnrichmentState) ON (n.source, n.status)",
+}
+SHOW_INDEX_NAMES = "SHOW INDEXES YIELD name RETURN collect(name) AS names"
+SHOW_CONSTRAINT_NAMES = "SHOW CONSTRAINTS YIELD name RETURN collect(name) AS names"
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
 
 PING = "RETURN 1 AS ok"
@@ -269,32 +271,42 @@ SET t += row.props
 
 # --- listens -------------------------------------------------------------------------------------
 
-#: Adds the PLAYED edges that are new; ``created`` says which. The marker property lets one MERGE
-#: both keep the edge unique under concurrent writers (MERGE locks both nodes) and report novelty.
-MERGE_PLAYED = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.user_id})
-MATCH (t:Track {id: row.track_id})
-MERGE (u)-[r:PLAYED {at: row.at}]->(t)
-  ON CREATE SET r.source = row.source, r.ms_played = row.ms_played, r.skipped = row.skipped,
-                r.new_in_batch = true
-WITH row, r, coalesce(r.new_in_batch, false) AS created
-REMOVE r.new_in_batch
-RETURN row.i AS i, created
+#: Write-locks the batch's users (in id order, so concurrent batches cannot deadlock for long):
+#: with the lock held, "which listens are stored already" stays true until the batch commits.
+LOCK_USERS = """
+UNWIND $ids AS id
+MATCH (u:User {id: id})
+SET u.locked_by_batch = true
+REMOVE u.locked_by_batch
+RETURN collect(u.id) AS found
 """
 
-FOLD_LISTENED = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.user_id})
-MATCH (t:Track {id: row.track_id})
+#: One row per (user, track) of the batch, carrying that pair's listens: the PLAYED edges not
+#: stored yet are created and folded into LISTENED, and their input indexes returned. Run with
+#: the batch's users locked (LOCK_USERS), so "not stored yet" holds until the commit.
+RECORD_LISTENS = """
+UNWIND $groups AS g
+MATCH (u:User {id: g.user_id})
+MATCH (t:Track {id: g.track_id})
+WITH u, t, g, COLLECT { MATCH (u)-[r:PLAYED]->(t) RETURN r.at } AS stored
+WITH u, t, [x IN g.listens WHERE NOT x.at IN stored] AS fresh
+WHERE size(fresh) > 0
+CALL (u, t, fresh) {
+  UNWIND fresh AS x
+  CREATE (u)-[:PLAYED {at: x.at, source: x.source, ms_played: x.ms_played,
+                       skipped: x.skipped}]->(t)
+}
+WITH u, t, fresh,
+     size([x IN fresh WHERE NOT x.skipped]) AS plays,
+     size([x IN fresh WHERE x.skipped]) AS skips,
+     reduce(lo = fresh[0].at, x IN fresh | CASE WHEN x.at < lo THEN x.at ELSE lo END) AS first_at,
+     reduce(hi = fresh[0].at, x IN fresh | CASE WHEN x.at > hi THEN x.at ELSE hi END) AS last_at
 MERGE (u)-[r:LISTENED]->(t)
-  ON CREATE SET r.count = row.count, r.skips = row.skips,
-                r.first_at = row.first_at, r.last_at = row.last_at
-  ON MATCH SET r.count = r.count + row.count, r.skips = r.skips + row.skips,
-               r.first_at = CASE WHEN row.first_at < r.first_at THEN row.first_at
-                                 ELSE r.first_at END,
-               r.last_at = CASE WHEN row.last_at > r.last_at THEN row.last_at
-                                ELSE r.last_at END
+  ON CREATE SET r.count = plays, r.skips = skips, r.first_at = first_at, r.last_at = last_at
+  ON MATCH SET r.count = r.count + plays, r.skips = r.skips + skips,
+               r.first_at = CASE WHEN first_at < r.first_at THEN first_at ELSE r.first_at END,
+               r.last_at = CASE WHEN last_at > r.last_at THEN last_at ELSE r.last_at END
+RETURN [x IN fresh | x.i] AS created
 """
 
 SET_ARTIST_LISTENS = """

@@ -23,7 +23,7 @@ from collections.abc import (
 )
 from typing import Any, TypeVar
 
-from neo4j import READ_ACCESS, AsyncDriver, AsyncManagedTransaction, RoutingControl
+from neo4j import READ_ACCESS, AsyncDriver, AsyncManagedTransaction, AsyncSession
 from neo4j.exceptions import (
     ConstraintError,
     DriverError,
@@ -240,23 +240,35 @@ class Neo4jGraphStore:
 
     # --- plumbing ------------------------------------------------------------------------------
 
+    def _session(self, *, read: bool = False, fetch_size: int | None = None) -> AsyncSession:
+        """A session on the store's database. Server notifications are off: on a young database
+        every query naming a property no node has yet would log a warning."""
+        config: dict[str, Any] = {
+            "database": self._database,
+            "notifications_min_severity": "OFF",
+        }
+        if read:
+            config["default_access_mode"] = READ_ACCESS
+        if fetch_size is not None:
+            config["fetch_size"] = fetch_size
+        return self._driver.session(**config)
+
     async def _read(self, query: str, what: str, /, **params: Any) -> list[Row]:
-        """Run a read query; its records as dicts."""
+        """Run a read query as a managed read transaction (routed to a reader in a cluster)."""
+
+        async def work(tx: AsyncManagedTransaction) -> list[Row]:
+            return await _run(tx, query, **params)
+
         try:
-            records, _, _ = await self._driver.execute_query(
-                query,
-                params,
-                database_=self._database,
-                routing_=RoutingControl.READ,
-            )
+            async with self._session(read=True) as session:
+                return await session.execute_read(work)
         except (DriverError, Neo4jError, OSError) as exc:
             raise _translate(exc, what, self._where) from exc
-        return [r.data() for r in records]
 
     async def _write(self, work: Callable[[AsyncManagedTransaction], Awaitable[T]], what: str) -> T:
         """Run ``work`` as one managed write transaction (retried on transient errors)."""
         try:
-            async with self._driver.session(database=self._database) as session:
+            async with self._session() as session:
                 return await session.execute_write(work)
         except MusicgraphError:
             raise
@@ -282,11 +294,7 @@ class Neo4jGraphStore:
         if chunk_size <= 0:
             raise StoreError(f"{what}: chunk_size must be positive, got {chunk_size}")
         try:
-            async with self._driver.session(
-                database=self._database,
-                default_access_mode=READ_ACCESS,
-                fetch_size=min(chunk_size, 10_000),
-            ) as session:
+            async with self._session(read=True, fetch_size=min(chunk_size, 10_000)) as session:
                 result = await session.run(query, params)
                 chunk: list[T] = []
                 async for record in result:
@@ -304,20 +312,24 @@ class Neo4jGraphStore:
     async def open(self) -> None:
         if self._opened:
             return
-        for statement in cypher.SCHEMA:
-            try:
-                await self._driver.execute_query(
-                    statement,
-                    database_=self._database,
-                )
-            except (DriverError, Neo4jError, OSError) as exc:
-                raise _translate(exc, f"creating the schema ({statement})", self._where) from exc
+        # Schema statements cannot share a transaction with each other or with data: each runs
+        # on its own (auto-commit). Only missing ones run, so opening a ready database is cheap.
+        statement = cypher.SHOW_INDEX_NAMES
         try:
-            await self._driver.execute_query(
-                cypher.AWAIT_INDEXES, {"seconds": INDEX_WAIT_S}, database_=self._database
-            )
+            async with self._session() as session:
+                names = set((await (await session.run(statement)).single(strict=True))["names"])
+                statement = cypher.SHOW_CONSTRAINT_NAMES
+                names |= set((await (await session.run(statement)).single(strict=True))["names"])
+                missing = [text for name, text in cypher.SCHEMA.items() if name not in names]
+                for statement in missing:
+                    await (await session.run(statement)).consume()
+                if missing:
+                    statement = cypher.AWAIT_INDEXES
+                    await (await session.run(statement, seconds=INDEX_WAIT_S)).consume()
         except (DriverError, Neo4jError, OSError) as exc:
-            raise _translate(exc, "waiting for the indexes", self._where) from exc
+            raise _translate(
+                exc, f"creating the schema ({statement.strip()})", self._where
+            ) from exc
         self._opened = True
 
     async def close(self) -> None:
@@ -337,9 +349,7 @@ class Neo4jGraphStore:
     async def ping(self) -> None:
         # One auto-commit round trip, no managed retries: a health probe must answer promptly.
         try:
-            async with self._driver.session(
-                database=self._database, default_access_mode=READ_ACCESS
-            ) as session:
+            async with self._session(read=True) as session:
                 result = await session.run(cypher.PING)
                 await result.consume()
         except (DriverError, Neo4jError, OSError) as exc:
@@ -650,22 +660,31 @@ class Neo4jGraphStore:
                     slot = refs[x.track] = len(clean)
                     clean.append(resolution.clean_track(x.track, f"listen {i}"))
                 slots.append(slot)
-            await _require(tx, "user", {x.user_id for x in listens})
+            # Lock the users first (sorted, so concurrent batches queue instead of deadlocking):
+            # it both proves they exist and keeps "already stored" true until the commit.
+            user_ids = sorted({x.user_id for x in listens})
+            locked = await _run(tx, cypher.LOCK_USERS, ids=user_ids)
+            _raise_missing("user", user_ids, locked[0]["found"])
             plan = await _plan_tracks(tx, clean)
             await _apply_plan(tx, plan)
-            rows: list[Row] = []
-            seen: set[tuple[str, str, int]] = set()
             track_ids = [plan.ids[slot] for slot in slots]
+            groups: dict[tuple[str, str], Row] = {}
+            seen: set[tuple[str, str, int]] = set()
             for i, (x, track_id) in enumerate(zip(listens, track_ids, strict=True)):
                 key = (x.user_id, track_id, x.listened_at)
                 if key in seen:
-                    continue
+                    continue  # a repeat inside the batch: the first one counts
                 seen.add(key)
-                rows.append(
-                    {
-                        "i": i,
+                group = groups.get(key[:2])
+                if group is None:
+                    group = groups[key[:2]] = {
                         "user_id": x.user_id,
                         "track_id": track_id,
+                        "listens": [],
+                    }
+                group["listens"].append(
+                    {
+                        "i": i,
                         "at": x.listened_at,
                         "source": x.source,
                         "ms_played": x.ms_played,
@@ -673,30 +692,10 @@ class Neo4jGraphStore:
                     }
                 )
             new_mask = [False] * len(listens)
-            for chunk in _chunks(rows):
-                for r in await _run(tx, cypher.MERGE_PLAYED, rows=list(chunk)):
-                    new_mask[r["i"]] = bool(r["created"])
-            folded: dict[tuple[str, str], Row] = {}
-            for r in rows:
-                if not new_mask[r["i"]]:
-                    continue
-                agg = folded.get((r["user_id"], r["track_id"]))
-                if agg is None:
-                    folded[(r["user_id"], r["track_id"])] = {
-                        "user_id": r["user_id"],
-                        "track_id": r["track_id"],
-                        "count": 0 if r["skipped"] else 1,
-                        "skips": 1 if r["skipped"] else 0,
-                        "first_at": r["at"],
-                        "last_at": r["at"],
-                    }
-                    continue
-                agg["count" if not r["skipped"] else "skips"] += 1
-                agg["first_at"] = min(agg["first_at"], r["at"])
-                agg["last_at"] = max(agg["last_at"], r["at"])
-            aggregates = list(folded.values())
-            for chunk in _chunks(aggregates):
-                await _run(tx, cypher.FOLD_LISTENED, rows=list(chunk))
+            for chunk in _chunks(list(groups.values())):
+                for r in await _run(tx, cypher.RECORD_LISTENS, groups=chunk):
+                    for i in r["created"]:
+                        new_mask[i] = True
             inserted = sum(new_mask)
             return ListenBatchResult(
                 inserted=inserted,
@@ -1255,7 +1254,11 @@ async def _require(tx: AsyncManagedTransaction, kind: str, ids: Iterable[str]) -
     for chunk in _chunks(sorted(wanted)):
         rows = await _run(tx, _EXISTING[kind], ids=list(chunk))
         found.update(rows[0]["found"])
-    missing = sorted(wanted - found)
+    _raise_missing(kind, wanted, found)
+
+
+def _raise_missing(kind: str, wanted: Iterable[str], found: Iterable[str]) -> None:
+    missing = sorted(set(wanted) - set(found))
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise NotFoundError(f"unknown {kind} id(s): {', '.join(missing[:5])}{more}")
