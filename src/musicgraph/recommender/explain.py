@@ -83,7 +83,8 @@ def explain(
         return []
     if n_s == 0:
         return [() for _ in range(n_r)]
-    contrib = _contributions(p, kind, items, seeds, walk, params, walks_per_seed)
+    counts: list[IntArray] = []
+    contrib = _contributions(p, kind, items, seeds, walk, params, walks_per_seed, counts)
 
     # group seeds by origin (an artist or tag expanded into several seed items is one reason);
     # the seed of an origin that gave the item most speaks for it
@@ -123,7 +124,7 @@ def explain(
             s = int(speaker[r, k])
             o = origins[s]
             seed = int(seeds[s])
-            n_shared = evidence.shared_listeners(item, seed)
+            n_shared = int(counts[0][r, s]) if counts else evidence.shared_listeners(item, seed)
             tags = evidence.shared_tags(item, seed)
             n_pl = evidence.common_playlists(item, seed)
             reasons.append(
@@ -160,8 +161,10 @@ def _contributions(
     walk: WalkResult | None,
     params: WalkParams,
     walks_per_seed: FloatArray,
+    counts_out: list[IntArray],
 ) -> FloatArray:
-    """R x S contribution of each seed to each item (see the module docstring)."""
+    """R x S contribution of each seed to each item (see the module docstring); when it counts
+    shared listeners on the way, the R x S counts are appended to ``counts_out``."""
     if walk is not None and walk.seed_visits.shape[0] == seeds.size and walk.seed_visits.nnz:
         sv = sp.coo_matrix(walk.seed_visits)
         pos = {int(item): r for r, item in enumerate(items.tolist())}
@@ -185,7 +188,9 @@ def _contributions(
         for j, sd in enumerate(seeds.tolist()):
             listeners = rev.row(sd)
             w_us[listeners, j] = inv_u[listeners]
-        via_users = np.stack([w_us[rev.row(int(i))].sum(axis=0) for i in items.tolist()])
+        gathered = [w_us[rev.row(int(i))] for i in items.tolist()]
+        via_users = np.stack([g.sum(axis=0) for g in gathered])
+        counts_out.append(np.stack([(g > 0).sum(axis=0) for g in gathered]))
     else:
         iu_r = rows_csr(rev, items, n_users)
         iu_s = rows_csr(rev, seeds, n_users)

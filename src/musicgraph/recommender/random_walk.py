@@ -413,6 +413,13 @@ class ExactOperator:
             self.inv_pl_items = _inv(np.diff(self.P.indptr))
             self.p_in = self.p_pl * _inv(np.diff(self.PT.indptr))
 
+        self.listen_only = self.FT is None and self.G is None and self.ST is None and self.P is None
+        if self.listen_only and w.listen > 0:
+            # fold the per-item and per-user factors into the matrices: a hop is two kernel calls
+            self.A_l = self.A.copy()
+            self.A_l.data = self.l_in.astype(self.dtype)[self.A_l.indices]
+            self.AT_u = self.AT.copy()
+            self.AT_u.data = self.inv_user_items.astype(self.dtype)[self.AT_u.indices]
         for name in (
             "l_in",
             "inv_user_items",
@@ -433,6 +440,8 @@ class ExactOperator:
         def c(v: FloatArray) -> FloatArray:
             return v if x.ndim == 1 else v[:, None]
 
+        if x.ndim == 1 and self.listen_only and self.w.listen > 0:
+            return _matvec(self.AT_u, _matvec(self.A_l, x))
         y = np.zeros(x.shape, dtype=self.dtype)
         if self.w.listen > 0:
             z = _matvec(self.A, x * c(self.l_in))
@@ -457,15 +466,25 @@ def exact_ppr(op: ExactOperator, start: FloatArray, params: WalkParams) -> tuple
     ``start`` is a vector (n,) or a block (n, s) of start masses (one column per seed)."""
     x = np.asarray(start, dtype=op.dtype)
     total = np.zeros_like(x)
-    mass0 = float(np.abs(x).sum()) or 1.0
-    hops = 0
-    for hops in range(1, params.max_hops + 1):  # noqa: B007
+    hops = hops_for(params)
+    keep = np.asarray(1.0 - params.alpha, dtype=op.dtype)
+    for k in range(hops):
         x = op.apply(x)
         total += x
-        x = x * (1.0 - params.alpha)
-        if float(np.abs(x).sum()) < params.tol * mass0:
-            break
+        if k + 1 < hops:
+            x *= keep
     return total, hops
+
+
+def hops_for(params: WalkParams) -> int:
+    """Hops until the mass still walking, at most ``(1 - alpha)^k`` of the start (T never creates
+    mass), is below ``tol``: the same cut for every request, so no per-hop checks."""
+    if params.alpha <= 0.0:
+        return params.max_hops
+    if params.alpha >= 1.0:
+        return 1
+    need = int(np.ceil(np.log(params.tol) / np.log(1.0 - params.alpha)))
+    return max(1, min(params.max_hops, need))
 
 
 def exact_walk(
