@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck
+.PHONY: setup run test lint typecheck neo4j-test-server
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,5 +24,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: lint typecheck
+# The Neo4j the tests start: a Java launcher built with Maven (skipped when it is up to date).
+neo4j-test-server: setup
+	$(BIN)/python -m tests.support.neo4j_server build
+
+test: lint typecheck neo4j-test-server
 	$(BIN)/pytest
