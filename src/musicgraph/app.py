@@ -369,10 +369,12 @@ def create_app(
         if owns_store:
             await the_store.open()
         engine_task: asyncio.Task[None] | None = None
+        cache_task: asyncio.Task[None] | None = None
         try:
             if load_demo_if_empty:
                 await _maybe_load_demo(state)
             _start_monitor(state)
+            cache_task = asyncio.create_task(state.recommendations.follow(state.bus))
             if start_engine:
                 engine_task = asyncio.create_task(_start_engine(state))
             counts = await the_store.counts()
@@ -389,6 +391,10 @@ def create_app(
             yield {}
         finally:
             state.shutdown.set()  # every subscription ends (the client gets "complete")
+            if cache_task is not None:
+                cache_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await cache_task
             if engine_task is not None and not engine_task.done():
                 engine_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -76,8 +76,11 @@ async def recommend(
     limit: int,
     seeds: list[str],
     controls: RecommendationControls | None,
+    *,
+    use_cache: bool = True,
 ) -> RecommendationsResult:
-    """Recommendations for ``user`` (default: the viewer), or from ``seeds`` alone."""
+    """Recommendations for ``user`` (default: the viewer), or from ``seeds`` alone. Answers come
+    from a short-lived cache that events invalidate (``use_cache=False`` asks the engine)."""
     if user is None:
         user = ctx.viewer.user_id
     elif not ctx.may_read_private(user):
@@ -91,12 +94,26 @@ async def recommend(
     engine = ctx.state.engine
     if engine is None:
         return _unavailable()
-    try:
-        result = await _maybe_await(
-            engine.recommend(user, kind=kind.value, controls=build_controls(limit, seeds, controls))
-        )
-    except RecommenderError as exc:
-        return InvalidInput(message=str(exc))
+    wanted = build_controls(limit, seeds, controls)
+    cache = ctx.state.recommendations
+    result = cache.get(user, (kind, wanted)) if use_cache else None
+    if result is None:
+        try:
+            try:
+                result = await _maybe_await(
+                    engine.recommend(user, kind=kind.value, controls=wanted)
+                )
+            except RecommenderError:
+                # A user who exists but has no edges yet (a new account) gets popularity.
+                if user is None or await ctx.loaders.user.load(user) is None:
+                    raise
+                engine.add_user(user)
+                result = await _maybe_await(
+                    engine.recommend(user, kind=kind.value, controls=wanted)
+                )
+        except RecommenderError as exc:
+            return InvalidInput(message=str(exc))
+        cache.put(user, (kind, wanted), result)
     return recommendation_list(result, user, kind)
 
 

@@ -25,6 +25,7 @@ from musicgraph.auth import hash_token, tokens_equal
 from musicgraph.events import EventBus
 from musicgraph.graph.base import GraphStore
 from musicgraph.graph.models import Playlist, User
+from musicgraph.resolvers.cache import ResultCache
 from musicgraph.schema.loaders import Loaders
 from musicgraph.settings import Settings
 
@@ -42,6 +43,7 @@ class AppState:
     pipeline: Any = None
     shutdown: asyncio.Event = field(default_factory=asyncio.Event)
     projection_loaded: bool = False
+    recommendations: ResultCache = field(default_factory=ResultCache)
 
 
 class PublicError(Exception):

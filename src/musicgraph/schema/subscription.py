@@ -100,7 +100,9 @@ class Subscription:
         async for event in events(ctx, ["recommendations.updated"], user_id):
             if kind.value not in event.payload.get("kinds", (kind.value,)):
                 continue
-            result = await rec_resolvers.recommend(ctx, user_id, kind, limit, [], None)
+            result = await rec_resolvers.recommend(
+                ctx, user_id, kind, limit, [], None, use_cache=False
+            )
             if isinstance(result, Error):
                 raise PublicError(result.message)
             yield result
