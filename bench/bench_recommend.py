@@ -309,10 +309,28 @@ def bench_synthetic(n_users: int, n_tracks: int, n_listens: int, n_requests: int
     print(f"after updates: method={method} explain=on {text}")
 
 
+def calibrate() -> str:
+    """A fixed kernel (float32 sparse matrix-vector product, 1M random nonzeros) as a yardstick of
+    how fast the machine is right now; compare runs by it."""
+    from scipy.sparse._sparsetools import csr_matvec
+
+    rng = np.random.default_rng(0)
+    m = sp.random(2000, 20000, density=0.025, format="csr", dtype=np.float32, random_state=rng)
+    x = rng.random(20000).astype(np.float32)
+    y = np.zeros(2000, dtype=np.float32)
+    times = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        csr_matvec(2000, 20000, m.indptr, m.indices, m.data, x, y)
+        times.append((time.perf_counter() - t0) * 1e6)
+    return f"yardstick (matvec, {m.nnz:,} nnz): {pct(times, 50):.0f} µs p50"
+
+
 def main() -> None:
     import os
 
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(calibrate())
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -60,6 +60,16 @@ def rows_csr(m: DynamicCSR, rows: IntArray, n_cols: int, *, binary: bool = True)
     return sp.csr_matrix((data, m.indices[pos], indptr), shape=(rows.size, n_cols))
 
 
+def _gather_rows(m: DynamicCSR, rows: IntArray) -> tuple[IntArray, IntArray]:
+    """All entries of the given rows at once: (column, position of the row in ``rows``)."""
+    length = m.length[rows].astype(np.int64)
+    offsets = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(length, out=offsets[1:])
+    pos = np.repeat(m.start[rows] - offsets[:-1], length) + np.arange(offsets[-1], dtype=np.int64)
+    slot = np.repeat(np.arange(rows.size, dtype=np.int64), length)
+    return m.indices[pos].astype(np.int64), slot
+
+
 def explain(
     projection: Projection,
     kind: ItemKind,
@@ -184,13 +194,19 @@ def _contributions(
     if n_users * seeds.size <= 4_000_000:
         # users x seeds matrix of 1/deg(user) where the user plays the seed: an item's row sum
         # over its listeners is the two-step mass from each seed (no sparse products)
-        w_us = np.zeros((n_users, seeds.size))
-        for j, sd in enumerate(seeds.tolist()):
-            listeners = rev.row(sd)
-            w_us[listeners, j] = inv_u[listeners]
-        gathered = [w_us[rev.row(int(i))] for i in items.tolist()]
-        via_users = np.stack([g.sum(axis=0) for g in gathered])
-        counts_out.append(np.stack([(g > 0).sum(axis=0) for g in gathered]))
+        w_us = np.zeros((n_users, seeds.size), dtype=np.float32)
+        s_users, s_slot = _gather_rows(rev, seeds)
+        w_us[s_users, s_slot] = inv_u[s_users]
+        r_users, r_slot = _gather_rows(rev, items)
+        starts = np.searchsorted(r_slot, np.arange(items.size))
+        picked = w_us[r_users]
+        via_users = np.zeros((items.size, seeds.size))
+        counts = np.zeros((items.size, seeds.size), dtype=np.int64)
+        nonempty = rev.length[items] > 0
+        if picked.shape[0]:
+            via_users[nonempty] = np.add.reduceat(picked, starts[nonempty], axis=0)
+            counts[nonempty] = np.add.reduceat(picked > 0, starts[nonempty], axis=0)
+        counts_out.append(counts)
     else:
         iu_r = rows_csr(rev, items, n_users)
         iu_s = rows_csr(rev, seeds, n_users)
