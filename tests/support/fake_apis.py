@@ -297,6 +297,8 @@ class FakeWorld:
         if kind == "timeout":
             await asyncio.sleep(self.timeout_sleep)
             return style(504, "gateway timeout")
+        if kind == "garbage":  # a proxy's error page where JSON was promised
+            return Response("<html><body>Bad gateway</body></html>", 200, media_type="text/html")
         status = {"500": 500, "502": 502, "503": 503, "429": 429}.get(kind, 500)
         resp = style(status, f"injected fault {kind}")
         resp.headers.update(headers)

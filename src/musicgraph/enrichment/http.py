@@ -371,14 +371,10 @@ class SourceClient:
         and retries. ``ttl`` (seconds, or a function of the response returning seconds or
         ``None``) decides whether and how long the answer is cached. ``check`` may raise
         :class:`RetryableError` for errors a source reports inside a 200 response."""
-        key: str | None = None
         if ttl is not None and self.cache is not None:
             key = cache_key(self.name, method, path, params, json_body)
-            hit = await self.cache.get(key)
-            if hit is not None:
-                self.monitor.record_cache_hit(self.name)
-                return ApiResponse(status=hit[0], body=hit[1], from_cache=True)
-            # Single flight: the same cacheable request already on its way is awaited, not sent.
+            # Single flight: the same cacheable request already on its way (or being looked up
+            # in the cache) is awaited, not sent again.
             running = self._inflight.get(key)
             if running is not None:
                 response = await asyncio.shield(running)
@@ -388,18 +384,27 @@ class SourceClient:
             future.add_done_callback(_retrieve)
             self._inflight[key] = future
             try:
-                response = await self._fetch(
-                    method, path, params, json_body, data, headers, check, limited, auth
-                )
+                hit = await self.cache.get(key)
+                if hit is not None:
+                    self.monitor.record_cache_hit(self.name)
+                    response = ApiResponse(status=hit[0], body=hit[1], from_cache=True)
+                else:
+                    response = await self._fetch(
+                        method, path, params, json_body, data, headers, check, limited, auth
+                    )
+                    seconds = ttl(response) if callable(ttl) else ttl
+                    # Only JSON is worth keeping: a proxy's HTML error page must not be served
+                    # for a week.
+                    if seconds is not None and seconds > 0 and response.body[:1] in (b"{", b"["):
+                        await self.cache.put(
+                            key, self.name, response.status, response.body, seconds
+                        )
             except BaseException as exc:
                 future.set_exception(exc)
                 raise
             finally:
                 del self._inflight[key]
             future.set_result(response)
-            seconds = ttl(response) if callable(ttl) else ttl
-            if seconds is not None and seconds > 0:
-                await self.cache.put(key, self.name, response.status, response.body, seconds)
             return response
         return await self._fetch(
             method, path, params, json_body, data, headers, check, limited, auth

@@ -154,7 +154,8 @@ class SourceProgress:
     """How one source's work is going in this run (and in the store)."""
 
     source: str
-    state: str = "starting"  # starting, running, paused, idle, finished, disabled, stopped
+    # starting, running, paused, waiting, idle, finished, disabled, unavailable, stopped
+    state: str = "starting"
     done: int = 0
     failed: int = 0
     skipped: int = 0
@@ -232,6 +233,7 @@ class EnrichmentPipeline:
         batch_size: int = 64,
         progress_interval: float = 1.0,
         idle_poll: float = 2.0,
+        give_up_after: float = 120.0,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -243,6 +245,7 @@ class EnrichmentPipeline:
         self.batch_size = batch_size
         self.progress_interval = progress_interval
         self.idle_poll = idle_poll
+        self.give_up_after = give_up_after
         self.progress: dict[str, SourceProgress] = {n: SourceProgress(n) for n in self.source_names}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -371,7 +374,9 @@ class EnrichmentPipeline:
         deferred_due: list[float] = []  # epoch seconds at which items deferred in this run are due
         last_flush = time.monotonic()
         pause_until = 0.0
+        last_progress = time.monotonic()
         stopping_reason: str | None = None
+        unavailable = False
 
         async def process(state: EnrichmentState, ctx: TrackContext) -> _Finished:
             async with sem:
@@ -409,6 +414,14 @@ class EnrichmentPipeline:
                     continue
                 if stop:
                     break
+                if paused and until_idle and now - last_progress > self.give_up_after:
+                    # Down for good as far as this run can tell: leave the rest for a later run.
+                    stopping_reason = (
+                        f"unavailable for {now - last_progress:.0f}s, left for a later run: "
+                        f"{prog.reason}"
+                    )
+                    unavailable = True
+                    continue
                 if paused:
                     prog.state = "paused"
                     self._publish_progress()
@@ -454,6 +467,8 @@ class EnrichmentPipeline:
             if released:
                 wait = max(0.0, pause_until - time.monotonic())
                 await self._release(name, [f.state for f in released], delay=wait)
+            if buffered:
+                last_progress = time.monotonic()
             if buffered and (
                 len(buffered) >= self.batch_size or time.monotonic() - last_flush > 0.5
             ):
@@ -461,6 +476,13 @@ class EnrichmentPipeline:
                 buffered = []
                 last_flush = time.monotonic()
         if stopping_reason is not None:
+            # Sources waiting for this one's results must not wait for this run any more.
+            self._active = self._active - {name}
+        if unavailable:
+            prog.state = "unavailable"
+            prog.reason = stopping_reason
+            log.warning("source left for a later run", source=name, reason=stopping_reason)
+        elif stopping_reason is not None:
             prog.state = "disabled"
             prog.reason = stopping_reason
             log.warning("source stopped for this run", source=name, reason=stopping_reason)

@@ -215,9 +215,10 @@ class HealthMonitor:
     def set_breaker_state(self, name: str, state: str) -> None:
         """Called by the breaker listener on every transition (closed, open, half-open)."""
         rec = self._record(name)
+        if rec.breaker_state != state:
+            log.info("breaker state changed", source=name, state=state, was=rec.breaker_state)
         rec.breaker_state = state
         self.metrics.breaker.labels(name).set(BREAKER_STATE_VALUES.get(state, -1.0))
-        log.info("breaker state changed", source=name, state=state)
         self._changed(name, "breaker")
 
     def set_disabled(self, name: str, reason: str) -> None:

@@ -111,7 +111,7 @@ class CyaniteSource:
         self.spotify_configured = bool(
             settings.spotify_client_id and settings.spotify_client_secret
         )
-        self.enabled = self.token is not None
+        self.enabled = bool(self.token)
         self.disabled_reason: str | None = (
             None if self.enabled else "no access token (set MUSICGRAPH_CYANITE_TOKEN)"
         )

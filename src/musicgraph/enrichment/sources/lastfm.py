@@ -109,7 +109,7 @@ class LastfmSource:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.api_key = settings.lastfm_api_key
-        self.enabled = self.api_key is not None
+        self.enabled = bool(self.api_key)
         self.disabled_reason: str | None = (
             None if self.enabled else "no API key (set MUSICGRAPH_LASTFM_API_KEY)"
         )
