@@ -136,6 +136,11 @@ def clean_track(ref: TrackRef, where: str) -> CleanTrack:
     return cleaned
 
 
+def clean_track_or_reason(ref: TrackRef) -> CleanTrack | str:
+    """Like :func:`clean_track`, but returns why a ref is unusable instead of raising."""
+    return _clean_track_cached(ref)
+
+
 @lru_cache(maxsize=1 << 17)
 def _clean_track_cached(ref: TrackRef) -> CleanTrack | str:
     # Imports repeat the same refs across batches; the cache skips normalising them again.

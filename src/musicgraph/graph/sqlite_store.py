@@ -59,13 +59,14 @@ from musicgraph.graph.models import (
 )
 from musicgraph.graph.resolution import (
     Catalogue,
+    CleanTrack,
     KnownArtist,
     KnownTrack,
     LookupKeys,
     Plan,
     artist_keys,
     clean_artist,
-    clean_track,
+    clean_track_or_reason,
     plan_artists,
     plan_tracks,
     track_keys,
@@ -81,6 +82,7 @@ Conn = sqlite3.Connection
 Migration = tuple[int, str, str]
 
 _IN = "(SELECT value FROM json_each(?))"
+_RESOLVED_CACHE_SIZE = 500_000
 
 
 def _load_migrations() -> list[Migration]:
@@ -341,8 +343,13 @@ def _write_plan(conn: Conn, plan: Plan) -> None:
         )
 
 
-def _resolve(conn: Conn, refs: Sequence[TrackRef], wheres: Sequence[str]) -> Plan:
-    clean = [clean_track(ref, where) for ref, where in zip(refs, wheres, strict=True)]
+def _resolve(conn: Conn, refs: Sequence[TrackRef], where: Callable[[int], str]) -> Plan:
+    clean: list[CleanTrack] = []
+    for i, ref in enumerate(refs):
+        cleaned = clean_track_or_reason(ref)
+        if isinstance(cleaned, str):
+            raise ValueError(f"{where(i)}: {cleaned}")
+        clean.append(cleaned)
     catalogue = _load_catalogue(conn, track_keys(clean), with_tracks=True)
     plan = plan_tracks(clean, catalogue)
     _write_plan(conn, plan)
@@ -372,17 +379,18 @@ ON CONFLICT (user_id, track_id) DO UPDATE SET
 """
 
 
-def _stored_listens(conn: Conn, user_id: str, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
-    """Which of one user's (listened_at, track_id) keys are already in ``played``.
+def _stored_listens(
+    conn: Conn, user_id: str, lo: int, hi: int, batch: dict[tuple[str, int, str], int]
+) -> set[tuple[int, str]]:
+    """Which of one user's batch keys (``lo <= listened_at <= hi``) are already in ``played``.
 
     Usually a batch covers a stretch of time with nothing stored yet (or, on a re-import, exactly
     the rows it repeats), so reading the user's rows in that span is one short range scan; when
     the span holds many more rows than the batch (a few listens years apart), probe the keys."""
-    lo = min(k[0] for k in keys)
-    hi = max(k[0] for k in keys)
     stored = conn.execute(_COUNT_IN_SPAN, (user_id, lo, hi)).fetchone()[0]
     if stored == 0:
         return set()
+    keys = [(at, track_id) for u, at, track_id in batch if u == user_id]
     if stored <= 4 * len(keys):
         rows = conn.execute(_KNOWN_IN_SPAN, (user_id, lo, hi))
     else:
@@ -390,44 +398,64 @@ def _stored_listens(conn: Conn, user_id: str, keys: list[tuple[int, str]]) -> se
     return {(r[0], r[1]) for r in rows}
 
 
-def _record_listens(conn: Conn, listens: Sequence[ListenInput]) -> ListenBatchResult:
+def _record_listens(
+    conn: Conn, listens: Sequence[ListenInput], known: dict[TrackRef, str]
+) -> tuple[ListenBatchResult, dict[TrackRef, str]]:
+    """Record one batch; ``known`` holds refs this store resolved in earlier (committed) batches.
+
+    Returns the result and the refs resolved here, for the caller to remember once committed."""
     n = len(listens)
-    ref_slot: dict[TrackRef, int] = {}
-    refs: list[TrackRef] = []
-    wheres: list[str] = []
-    slots: list[int] = []
+    # One slot per distinct ref: each is resolved once however often the batch repeats it.
+    slot_of: dict[TrackRef, int] = {}
+    slots = [0] * n
+    users: set[str] = set()
     for i, listen in enumerate(listens):
         if listen.listened_at.__class__ is not int:
             raise ValueError(
                 f"listen {i}: listened_at must be whole seconds since the epoch, "
                 f"got {listen.listened_at!r}"
             )
-        slot = ref_slot.get(listen.track)
-        if slot is None:
-            slot = ref_slot[listen.track] = len(refs)
-            refs.append(listen.track)
-            wheres.append(f"listen {i}")
-        slots.append(slot)
-    _require(conn, "users", {listen.user_id for listen in listens}, "user")
-    plan = _resolve(conn, refs, wheres)
-    track_ids = [plan.ids[s] for s in slots]
+        slots[i] = slot_of.setdefault(listen.track, len(slot_of))
+        users.add(listen.user_id)
+    _require(conn, "users", users, "user")
+
+    distinct = list(slot_of)
+    slot_ids: list[str] = [known.get(ref, "") for ref in distinct]
+    missing = [s for s, tid in enumerate(slot_ids) if not tid]
+    learned: dict[TrackRef, str] = {}
+    new_track_ids: tuple[str, ...] = ()
+    if missing:
+        plan = _resolve(
+            conn,
+            [distinct[s] for s in missing],
+            lambda j: f"listen {slots.index(missing[j])}",
+        )
+        for s, tid in zip(missing, plan.ids, strict=True):
+            slot_ids[s] = tid
+            learned[distinct[s]] = tid
+        new_track_ids = tuple(t.id for t in plan.new_tracks)
+    track_ids = [slot_ids[s] for s in slots]
 
     # The first of repeats inside the batch counts; the rest are duplicates.
     first: dict[tuple[str, int, str], int] = {}
-    per_user: dict[str, list[tuple[int, str]]] = {}
     for i, listen in enumerate(listens):
-        key = (listen.user_id, listen.listened_at, track_ids[i])
-        if key not in first:
-            first[key] = i
-            per_user.setdefault(key[0], []).append((key[1], key[2]))
-    for user_id, keys in per_user.items():
-        for at, track_id in _stored_listens(conn, user_id, keys):
+        first.setdefault((listen.user_id, listen.listened_at, track_ids[i]), i)
+    spans: dict[str, list[int]] = {}
+    for user_id, at, _ in first:
+        span = spans.get(user_id)
+        if span is None:
+            spans[user_id] = [at, at]
+        elif at < span[0]:
+            span[0] = at
+        elif at > span[1]:
+            span[1] = at
+    for user_id, (lo, hi) in spans.items():
+        for at, track_id in _stored_listens(conn, user_id, lo, hi, first):
             first.pop((user_id, at, track_id), None)
 
-    new_keys = sorted(first)  # key order: each user's new rows land together in the B-tree
     played: list[tuple[str, str, int, str, int | None, int]] = []
     folded: dict[tuple[str, str], list[int]] = {}
-    for key in new_keys:
+    for key in sorted(first):  # key order: each user's new rows land together in the B-tree
         listen = listens[first[key]]
         user_id, at, track_id = key
         skipped = 1 if listen.skipped else 0
@@ -449,13 +477,14 @@ def _record_listens(conn: Conn, listens: Sequence[ListenInput]) -> ListenBatchRe
     mask = [False] * n
     for i in first.values():
         mask[i] = True
-    return ListenBatchResult(
+    result = ListenBatchResult(
         inserted=len(played),
         duplicates=n - len(played),
         track_ids=tuple(track_ids),
         new_mask=tuple(mask),
-        new_track_ids=tuple(t.id for t in plan.new_tracks),
+        new_track_ids=new_track_ids,
     )
+    return result, learned
 
 
 # --- playlists ----------------------------------------------------------------------------------------
@@ -508,6 +537,9 @@ class SqliteGraphStore:
         self._busy_timeout = busy_timeout
         self._migrations = list(MIGRATIONS if migrations is None else migrations)
         self._db: aiosqlite.Connection | None = None
+        # Refs this instance resolved before. A ref keeps resolving to the same track: tracks are
+        # never deleted or merged, and a match only ever fills in fields that were empty.
+        self._resolved: dict[TrackRef, str] = {}
 
     def __repr__(self) -> str:
         return f"SqliteGraphStore({str(self.path)!r})"
@@ -871,7 +903,7 @@ class SqliteGraphStore:
             return []
 
         def go(conn: Conn) -> list[Track]:
-            plan = _resolve(conn, refs, [f"track {i}" for i in range(len(refs))])
+            plan = _resolve(conn, refs, lambda i: f"track {i}")
             return [t for t in _get_tracks(conn, plan.ids) if t is not None]
 
         return await self._write("resolve_tracks", go)
@@ -1029,7 +1061,14 @@ class SqliteGraphStore:
     async def record_listens(self, listens: Sequence[ListenInput]) -> ListenBatchResult:
         if not listens:
             return ListenBatchResult(inserted=0, duplicates=0, track_ids=())
-        return await self._write("record_listens", _record_listens, list(listens))
+        result, learned = await self._write(
+            "record_listens", _record_listens, list(listens), self._resolved
+        )
+        # Remember refs only once their batch is committed (a rolled-back track never existed).
+        if len(self._resolved) + len(learned) > _RESOLVED_CACHE_SIZE:
+            self._resolved.clear()
+        self._resolved.update(learned)
+        return result
 
     async def set_artist_listens(self, rows: Sequence[ArtistListen]) -> None:
         if not rows:
