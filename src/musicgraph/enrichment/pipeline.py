@@ -61,6 +61,7 @@ from musicgraph.errors import (
 )
 from musicgraph.events import Event, EventBus
 from musicgraph.graph.base import GraphStore
+from musicgraph.graph.identity import normalise
 from musicgraph.graph.models import (
     ENRICHMENT_SOURCES,
     ArtistRef,
@@ -633,16 +634,22 @@ class EnrichmentPipeline:
         updates = await self._safe_updates([r.update for _, r in done if r.update is not None])
         if updates:
             await store.update_tracks(updates)
-        taggings = list(
-            {
-                (ctx.track.id, tag.strip().casefold()): Tagging(
-                    "track", ctx.track.id, tag.strip().casefold(), count
-                )
-                for ctx, r in done
-                for tag, count in r.tags
-                if tag.strip()
-            }.values()
-        )
+        # Several sources tag the same track (MusicBrainz, Last.fm): keep the highest count, so
+        # the result does not depend on which source wrote last.
+        counts: dict[tuple[str, str], int] = {}
+        for ctx, r in done:
+            for tag, count in r.tags:
+                if key := normalise(tag):
+                    k = (ctx.track.id, key)
+                    counts[k] = max(counts.get(k, 0), count)
+        if counts:
+            ids = sorted({tid for tid, _ in counts})
+            for tid, existing in zip(ids, await store.get_tags("track", ids), strict=True):
+                for t in existing:
+                    k = (tid, normalise(t.tag))
+                    if k in counts:
+                        counts[k] = max(counts[k], t.count)
+        taggings = [Tagging("track", tid, tag, n) for (tid, tag), n in counts.items()]
         if taggings:
             await store.set_tags(taggings)
         similar: list[Similarity] = []

@@ -1,4 +1,4 @@
-"""Cyanite: BPM, key, moods, genres, energy and valence from its audio analysis.
+"""Cyanite: BPM, key, mode, moods, energy and valence from its audio analysis.
 
 Contract (https://api-docs.cyanite.ai): one GraphQL endpoint (``POST /graphql``) with a bearer
 token. Cyanite analyses Spotify tracks by Spotify id: ``spotifyTrack(id:)`` returns a
@@ -9,7 +9,8 @@ later; Enqueued/Processing -> come back later (the queue entry is re-queued with
 Finished -> results; Failed -> skipped with Cyanite's message. Only finished analyses are cached.
 
 A track without a Spotify id waits (while the Spotify source may still find one) or is skipped.
-Mapping: ``keyPrediction`` "FsharpMinor" -> key 6, mode 0; ``energyLevel`` low/medium/high ->
+Genres stay MusicBrainz's (one owner per field keeps the result independent of which source
+answers first); Cyanite contributes the audio side. Mapping: ``keyPrediction`` "FsharpMinor" -> key 6, mode 0; ``energyLevel`` low/medium/high ->
 0.2/0.5/0.8; ``valence`` in -1..1 -> 0..1.
 """
 
@@ -220,7 +221,6 @@ class CyaniteSource:
         key = parse_key((result.get("keyPrediction") or {}).get("value"))
         valence = result.get("valence")
         moods = tuple(str(m) for m in result.get("moodTags") or [])
-        genres = tuple(str(g) for g in result.get("genreTags") or [])
         update = TrackUpdate(
             track_id=ctx.track.id,
             bpm=float(bpm) if bpm is not None else None,
@@ -229,6 +229,5 @@ class CyaniteSource:
             energy=_ENERGY.get(str(result.get("energyLevel", "")).lower()),
             valence=(float(valence) + 1.0) / 2.0 if valence is not None else None,
             moods=moods or None,
-            genres=(genres or None) if not ctx.track.genres else None,
         )
         return EnrichmentResult(Outcome.DONE, update=update)
