@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -74,7 +75,7 @@ class SourceHealth:
 
 def _percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted, non-empty list."""
-    rank = max(1, min(len(sorted_values), round(q * len(sorted_values) + 0.5)))
+    rank = max(1, min(len(sorted_values), math.ceil(q * len(sorted_values))))
     return sorted_values[rank - 1]
 
 
@@ -107,7 +108,9 @@ class _Record:
     def status(self) -> SourceStatus:
         if not self.enabled:
             return "disabled"
-        if self.breaker_state == "open":
+        if self.breaker_state == "open" or (
+            self.kind == "store" and self.outcomes and not self.outcomes[-1]
+        ):
             return "down"
         if not self.outcomes:
             return "unknown" if not self.degraded else "degraded"
