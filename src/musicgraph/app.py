@@ -399,6 +399,8 @@ def create_app(
                 engine_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await engine_task
+            if state.pipeline is not None:
+                await state.pipeline.stop()
             if state.engine is not None:
                 await state.engine.stop()
             if state.monitor is not None:

@@ -23,7 +23,10 @@ LIMITS = {
 
 
 def server_settings(db: Path, **overrides: object) -> Settings:
-    values = {**LIMITS, **overrides}
+    # outside APIs point at a closed local port: no test reaches the internet
+    nowhere = "http://127.0.0.1:9"
+    apis = {f"{name}_url": nowhere for name in ("musicbrainz", "lastfm", "spotify", "cyanite")}
+    values = {**LIMITS, **apis, "spotify_auth_url": nowhere, **overrides}
     return Settings.from_env(
         {}, env_file=None, db_path=db, admin_token=ADMIN_TOKEN, health_interval=3600, **values
     )

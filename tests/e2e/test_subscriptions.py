@@ -10,7 +10,15 @@ from typing import Any
 from gql import GraphQLRequest
 
 from tests.e2e.conftest import server_settings
-from tests.e2e.live import ALICE_TOKEN, CAROL_TOKEN, LiveServer, Seed, execute, seed_graph
+from tests.e2e.live import (
+    ADMIN_TOKEN,
+    ALICE_TOKEN,
+    CAROL_TOKEN,
+    LiveServer,
+    Seed,
+    execute,
+    seed_graph,
+)
 
 LISTEN_SUB = "subscription { listenRecorded { listenedAt track { title artists { name } } } }"
 RECS_SUB = """subscription { recommendationsUpdated(limit: 5) {
@@ -114,3 +122,34 @@ async def test_shutdown_completes_subscriptions(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert not server.thread.is_alive()
+
+
+async def test_enrichment_progress_after_start(tmp_path: Path) -> None:
+    """The admin starts enrichment over HTTP and a WebSocket subscriber hears the run's progress."""
+    db = tmp_path / "graph.db"
+    seed = await seed_graph(db)
+    server = LiveServer(server_settings(db)).start()
+    try:
+        async with server.ws_client(ADMIN_TOKEN) as session:
+            before = server.state.bus.subscriber_count
+            task = asyncio.create_task(
+                first(
+                    session,
+                    "subscription { enrichmentProgress { source state totals { pending } } }",
+                )
+            )
+            await wait_for_subscribers(server, before + 1)
+            started = await execute(
+                server,
+                'mutation($t: [ID!]!) { startEnrichment(trackIds: $t, sources: ["lastfm"]) { '
+                "__typename ... on EnrichmentStarted { started sources progress { source } } } }",
+                {"t": [seed.tracks["Words"]]},
+                token=ADMIN_TOKEN,
+            )
+            progress = (await asyncio.wait_for(task, 20))["enrichmentProgress"]
+    finally:
+        await asyncio.to_thread(server.stop)
+    result = started["startEnrichment"]
+    assert result["__typename"] == "EnrichmentStarted" and result["started"] is True
+    assert result["progress"] == [{"source": "lastfm"}]
+    assert progress["source"] == "lastfm" and progress["state"]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
-
 from musicgraph.graph.models import ENRICHMENT_SOURCES
 from musicgraph.schema.context import Context
-from musicgraph.schema.types.enrichment import EnrichmentJob, EnrichmentQueue
+from musicgraph.schema.types.enrichment import EnrichmentJob, EnrichmentProgress, EnrichmentQueue
 from musicgraph.schema.types.errors import AccessDenied, InvalidInput
 from musicgraph.schema.types.health import SourceHealth
 from musicgraph.schema.types.payloads import EnrichmentStarted
@@ -46,13 +44,24 @@ async def start_enrichment(
             message=f"at most {ctx.settings.max_listen_batch} tracks at once", field="trackIds"
         )
     queued = await ctx.store.enqueue_enrichment(track_ids, chosen) if track_ids else 0
-    pipeline = ctx.state.pipeline
-    running = False
-    if pipeline is not None:
-        wake = getattr(pipeline, "wake", None)
-        if callable(wake):
-            result = wake()
-            if inspect.isawaitable(result):
-                await result
-        running = True
-    return EnrichmentStarted(queued=queued, sources=chosen, pipeline_running=running)
+    state = ctx.state
+    pipeline = state.pipeline
+    if pipeline is not None and pipeline.running:
+        pipeline.wake()  # the running workers pick the new items up
+        started = False
+    else:
+        from musicgraph.enrichment.pipeline import start_enrichment as start
+        from musicgraph.health import HealthMonitor
+
+        if state.monitor is None:
+            state.monitor = HealthMonitor(state.bus, interval=state.settings.health_interval)
+        pipeline, started = await start(
+            state.store, state.settings, state.bus, state.monitor, sources=chosen
+        )
+        state.pipeline = pipeline
+    return EnrichmentStarted(
+        queued=queued,
+        sources=chosen,
+        started=started,
+        progress=[EnrichmentProgress.from_payload(p) for p in pipeline.snapshot()],
+    )

@@ -58,27 +58,39 @@ class EnrichmentQueue:
         )
 
 
-@strawberry.type(description="An ``enrichment.progress`` event of the pipeline.")
+@strawberry.type(
+    description="How one source's enrichment run is going (an enrichment.progress event)."
+)
 class EnrichmentProgress:
-    source: str | None
-    track_id: strawberry.ID | None
-    status: str | None
-    message: str | None
-    queues: list[EnrichmentQueue]
+    source: str
+    state: str = strawberry.field(
+        description="starting, running, paused, waiting, idle, finished, disabled, unavailable "
+        "or stopped"
+    )
+    done: int
+    failed: int
+    skipped: int
+    deferred: int
+    pending: int
+    rate: float = strawberry.field(description="Items finished per second, recently.")
+    eta_seconds: float | None
+    reason: str | None
+    totals: EnrichmentQueue = strawberry.field(description="The source's queue in the store.")
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> EnrichmentProgress:
-        counts = payload.get("counts") or {}
-        queues = (
-            [EnrichmentQueue.from_counts(s, c) for s, c in sorted(counts.items())]
-            if isinstance(counts, dict)
-            else []
-        )
-        track_id = payload.get("track_id")
+        source = str(payload.get("source", ""))
+        totals = payload.get("totals")
         return cls(
-            source=payload.get("source"),
-            track_id=strawberry.ID(str(track_id)) if track_id else None,
-            status=payload.get("status"),
-            message=payload.get("message") or payload.get("error"),
-            queues=queues,
+            source=source,
+            state=str(payload.get("state", "")),
+            done=int(payload.get("done", 0)),
+            failed=int(payload.get("failed", 0)),
+            skipped=int(payload.get("skipped", 0)),
+            deferred=int(payload.get("deferred", 0)),
+            pending=int(payload.get("pending", 0)),
+            rate=float(payload.get("rate", 0.0)),
+            eta_seconds=payload.get("eta_seconds"),
+            reason=payload.get("reason"),
+            totals=EnrichmentQueue.from_counts(source, totals if isinstance(totals, dict) else {}),
         )

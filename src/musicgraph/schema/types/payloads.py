@@ -6,6 +6,7 @@ import strawberry
 
 from musicgraph.schema.context import Info
 from musicgraph.schema.types.catalogue import Track
+from musicgraph.schema.types.enrichment import EnrichmentProgress
 from musicgraph.schema.types.playlist import Playlist
 
 
@@ -64,4 +65,7 @@ class RateTrackSuccess:
 class EnrichmentStarted:
     queued: int = strawberry.field(description="(track, source) pairs newly queued")
     sources: list[str]
-    pipeline_running: bool
+    started: bool = strawberry.field(
+        description="False when a run was already going (it picks the new work up)"
+    )
+    progress: list[EnrichmentProgress]
