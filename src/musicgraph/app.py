@@ -188,9 +188,12 @@ class GraphQLView(GraphQL[Context, None]):
             if isinstance(request, WebSocket):
                 context = self._context(Viewer(), request_id)
                 context.rejected = True  # refused once connection_init arrives
+                context.long_lived = True
                 return context
             raise HTTPException(401, "the bearer token is not valid")
-        return self._context(viewer, request_id)
+        context = self._context(viewer, request_id)
+        context.long_lived = isinstance(request, WebSocket)
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         if context.rejected:

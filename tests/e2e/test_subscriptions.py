@@ -153,3 +153,31 @@ async def test_enrichment_progress_after_start(tmp_path: Path) -> None:
     assert result["__typename"] == "EnrichmentStarted" and result["started"] is True
     assert result["progress"] == [{"source": "lastfm"}]
     assert progress["source"] == "lastfm" and progress["state"]
+
+
+async def test_websocket_operations_see_each_others_writes(live: LiveServer, seed: Seed) -> None:
+    """Queries and mutations over one WebSocket connection do not share a stale cache: a query
+    after a mutation on the same connection sees the change."""
+    query = GraphQLRequest(
+        "query($id: ID!) { playlist(id: $id) { name tracks { totalCount } } }",
+        variable_values={"id": seed.playlists["private"]},
+    )
+    async with live.ws_client(ALICE_TOKEN) as session:
+        before = await session.execute(query)
+        await session.execute(
+            GraphQLRequest(
+                'mutation($id: ID!) { renamePlaylist(id: $id, name: "alice private 2") '
+                "{ __typename } }",
+                variable_values={"id": seed.playlists["private"]},
+            )
+        )
+        after = await session.execute(query)
+        await session.execute(
+            GraphQLRequest(
+                'mutation($id: ID!) { renamePlaylist(id: $id, name: "alice private") '
+                "{ __typename } }",
+                variable_values={"id": seed.playlists["private"]},
+            )
+        )
+    assert before["playlist"]["name"] == "alice private"
+    assert after["playlist"]["name"] == "alice private 2"

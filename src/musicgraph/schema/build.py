@@ -8,7 +8,7 @@ exception with its traceback under the same request id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import strawberry
@@ -27,7 +27,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from musicgraph.logging import get_logger
-from musicgraph.schema.context import PublicError
+from musicgraph.schema.context import Context, PublicError
 from musicgraph.schema.mutation import Mutation
 from musicgraph.schema.query import Query
 from musicgraph.schema.subscription import Subscription
@@ -60,6 +60,17 @@ class MaskUnexpectedErrors(MaskErrors):
             original_error=None,
             extensions={"requestId": request_id} if request_id else None,
         )
+
+
+class FreshLoaders(SchemaExtension):
+    """Operations over one WebSocket share its context: give each its own DataLoader cache, so
+    a query after a mutation on the same connection reads what the mutation wrote."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context) and context.long_lived:
+            context.renew_loaders()
+        yield
 
 
 class MusicgraphSchema(strawberry.Schema):
@@ -106,6 +117,7 @@ def build_schema(settings: Settings) -> MusicgraphSchema:
         partial(ParserCache, maxsize=512),
         partial(ValidationCache, maxsize=512),
         partial(AddValidationRules, limits),
+        FreshLoaders,
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(
             MaskUnexpectedErrors, should_mask_error=is_unexpected, error_message=MASKED_MESSAGE

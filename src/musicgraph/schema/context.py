@@ -101,6 +101,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     #: a wrong token on a WebSocket is only known once ``connection_init`` arrives
     rejected: bool = False
+    #: a WebSocket connection's context serves many operations (each gets fresh loaders)
+    long_lived: bool = False
 
     @property
     def store(self) -> GraphStore:
