@@ -18,6 +18,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from musicgraph.app import create_app
 from musicgraph.auth import hash_token
+from musicgraph.graph.base import GraphStore
 from musicgraph.graph.models import ListenInput, Tagging, TrackRef
 from musicgraph.graph.sqlite_store import SqliteGraphStore
 from musicgraph.ingest.service import record_listens
@@ -53,56 +54,61 @@ class Seed:
 
 
 async def seed_graph(path: Path) -> Seed:
+    """The seed graph in a new SQLite file at ``path``."""
+    store = SqliteGraphStore(path)
+    await store.open()
+    try:
+        return await seed_store(store)
+    finally:
+        await store.close()
+
+
+async def seed_store(store: GraphStore) -> Seed:
     """Three users with tokens (alice private, bob public, carol private and listening to
     everything), ten tagged tracks, listens over the last weeks, and a public and a private
     playlist of alice."""
-    store = SqliteGraphStore(path)
-    await store.open()
     seed = Seed()
-    try:
-        for name, token, public in (
-            ("alice", ALICE_TOKEN, False),
-            ("bob", BOB_TOKEN, True),
-            ("carol", CAROL_TOKEN, False),
-        ):
-            user = await store.create_user(name, public=public, token_hash=hash_token(token))
-            seed.users[name] = user.id
-        refs = [TrackRef(artist=a, title=t, mbid=m) for a, t, m, _ in CATALOGUE]
-        tracks = await store.resolve_tracks(refs)
-        seed.tracks = {t.title: t.id for t in tracks}
-        await store.set_tags(
-            [
-                Tagging("track", tr.id, tag, 10 - i)
-                for tr, (_, _, _, tags) in zip(tracks, CATALOGUE, strict=True)
-                for i, tag in enumerate(tags)
-            ]
-        )
-        listens = []
-        plan = {"alice": range(0, 5), "bob": range(3, 8), "carol": range(0, 10)}
-        for name, indices in plan.items():
-            for n, i in enumerate(indices):
-                for k in range(3):
-                    listens.append(
-                        ListenInput(
-                            user_id=seed.users[name],
-                            track=refs[i],
-                            listened_at=NOW - (n * 3 + k + 1) * DAY // 2,
-                            source="seed",
-                        )
+    for name, token, public in (
+        ("alice", ALICE_TOKEN, False),
+        ("bob", BOB_TOKEN, True),
+        ("carol", CAROL_TOKEN, False),
+    ):
+        user = await store.create_user(name, public=public, token_hash=hash_token(token))
+        seed.users[name] = user.id
+    refs = [TrackRef(artist=a, title=t, mbid=m) for a, t, m, _ in CATALOGUE]
+    tracks = await store.resolve_tracks(refs)
+    seed.tracks = {t.title: t.id for t in tracks}
+    await store.set_tags(
+        [
+            Tagging("track", tr.id, tag, 10 - i)
+            for tr, (_, _, _, tags) in zip(tracks, CATALOGUE, strict=True)
+            for i, tag in enumerate(tags)
+        ]
+    )
+    listens = []
+    plan = {"alice": range(0, 5), "bob": range(3, 8), "carol": range(0, 10)}
+    for name, indices in plan.items():
+        for n, i in enumerate(indices):
+            for k in range(3):
+                listens.append(
+                    ListenInput(
+                        user_id=seed.users[name],
+                        track=refs[i],
+                        listened_at=NOW - (n * 3 + k + 1) * DAY // 2,
+                        source="seed",
                     )
-        await record_listens(store, listens)
-        public = await store.create_playlist(
-            seed.users["alice"],
-            "alice public",
-            public=True,
-            track_ids=[tracks[0].id, tracks[2].id, tracks[4].id],
-        )
-        private = await store.create_playlist(
-            seed.users["alice"], "alice private", track_ids=[tracks[1].id]
-        )
-        seed.playlists = {"public": public.id, "private": private.id}
-    finally:
-        await store.close()
+                )
+    await record_listens(store, listens)
+    public = await store.create_playlist(
+        seed.users["alice"],
+        "alice public",
+        public=True,
+        track_ids=[tracks[0].id, tracks[2].id, tracks[4].id],
+    )
+    private = await store.create_playlist(
+        seed.users["alice"], "alice private", track_ids=[tracks[1].id]
+    )
+    seed.playlists = {"public": public.id, "private": private.id}
     return seed
 
 
