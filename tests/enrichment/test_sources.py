@@ -156,14 +156,15 @@ async def test_sources_without_credentials_are_disabled() -> None:
 async def test_spotify_token_refresh_isrc_search_and_403_features(
     settings_for: Callable[..., Settings], world: FakeWorld, cache: ResponseCache
 ) -> None:
-    """Client-credentials token (refreshed when it expires), search by isrc:, and a 403 on audio
-    features reported as a degraded feature and not asked again."""
+    """Client-credentials token (fetched when needed, refreshed when it expires), search by name
+    then by isrc:, and a 403 on audio features reported as degraded and not asked again."""
     world.token_ttl = 1.0
     monitor = HealthMonitor()
     src = SpotifySource(settings_for(), monitor=monitor, cache=cache)
-    a, b = world.add_tracks([("Slowdive", "Alison"), ("Ride", "Vapour Trail")])
+    # a title the name search cannot find: the ISRC search is the fallback that finds it
+    a, b = world.add_tracks([("Slowdive", "An obscure b-side"), ("Ride", "Vapour Trail")])
     try:
-        r = await src.enrich(ctx("x", "Alison", isrc=a.isrc))
+        r = await src.enrich(ctx("Slowdive", "An obscure b-side", isrc=a.isrc))
         assert r.update is not None and r.update.spotify_id == a.spotify_id
         assert r.update.duration_ms == a.length_ms and r.update.bpm is None
         assert src.features_forbidden

@@ -28,7 +28,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -254,6 +254,9 @@ class ClientConfig:
 
 
 TtlRule = float | Callable[[ApiResponse], float | None] | None
+#: Request headers, or a coroutine function making them when a request is really sent (a
+#: bearer token is fetched only when the cache cannot answer).
+HeaderSource = Mapping[str, str] | Callable[[], Awaitable[Mapping[str, str]]] | None
 
 
 class _BreakerListener(pybreaker.CircuitBreakerListener):
@@ -347,7 +350,7 @@ class SourceClient:
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: HeaderSource = None,
         ttl: TtlRule = None,
         check: Callable[[ApiResponse], None] | None = None,
     ) -> ApiResponse:
@@ -361,7 +364,7 @@ class SourceClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         data: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: HeaderSource = None,
         ttl: TtlRule = None,
         check: Callable[[ApiResponse], None] | None = None,
         limited: bool = True,
@@ -417,7 +420,7 @@ class SourceClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         data: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
+        headers: HeaderSource,
         check: Callable[[ApiResponse], None] | None,
         limited: bool,
         auth: httpx.Auth | tuple[str, str] | None,
@@ -496,11 +499,13 @@ class SourceClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         data: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
+        headers: HeaderSource,
         auth: httpx.Auth | tuple[str, str] | None,
     ) -> ApiResponse:
         """One HTTP exchange; failures worth retrying become :class:`RetryableError`."""
         self.requests_sent += 1
+        if callable(headers):
+            headers = await headers()
         try:
             resp = await self._http.request(
                 method,

@@ -7,6 +7,10 @@ asked once per artist). Errors arrive as ``{"error": code, "message": ...}``, so
 200: 6 = not found (the track is skipped), 29 = rate limit exceeded (back off and retry, counted
 against the breaker), 11/16/8 = temporary (retry), 26 = suspended key and 10 = invalid key (the
 breaker opens and the source is reported disabled for this run).
+
+Track MBIDs are MusicBrainz's to set: if Last.fm wrote them too, what MusicBrainz asks (a lookup
+or a search) would depend on which source reached a track first, and a second run could not be
+answered from the cache.
 """
 
 from __future__ import annotations
@@ -209,12 +213,10 @@ class LastfmSource:
                 for a in _list(((asim or {}).get("similarartists") or {}).get("artist"))
                 if a.get("name")
             )
-        mbid = str(data.get("mbid") or "")
         duration = _int(data.get("duration"))
         album = (data.get("album") or {}).get("title")
         update = TrackUpdate(
             track_id=track.id,
-            mbid=mbid if (not track.mbid and is_mbid(mbid)) else None,
             duration_ms=duration if (track.duration_ms is None and duration) else None,
             album=str(album) if (track.album is None and album) else None,
         )

@@ -1,13 +1,18 @@
-"""Spotify Web API: Spotify ids, durations, ISRCs, albums; audio features where still allowed.
+"""Spotify Web API: Spotify ids, durations, albums; audio features where still allowed.
 
 Contract (https://developer.spotify.com/documentation/web-api): a client-credentials token from
-the accounts service (``POST /api/token``, HTTP Basic with the client id and secret), refreshed a
-little before ``expires_in`` runs out (and once on a 401); ``GET /v1/tracks/{id}`` when the track
-has a Spotify id, else ``GET /v1/search?type=track`` with ``q=isrc:<ISRC>``, then with
-``q=track:<title> artist:<artist>``. 429 comes with ``Retry-After``. Since November 2024 apps
-created after that date get 403 on ``/v1/audio-features``: the first 403 marks the feature as
-degraded in the health monitor and the source stops asking for it, while everything else goes on.
-"""
+the accounts service (``POST /api/token``, HTTP Basic with the client id and secret), fetched only
+when a request has to be sent, refreshed a little before ``expires_in`` runs out (and once on a
+401); ``GET /v1/tracks/{id}`` when the track has a Spotify id, else ``GET /v1/search?type=track``
+with ``q=track:<title> artist:<artist>`` (a hit must carry the same title and artist after
+normalisation), then with ``q=isrc:<ISRC>``. 429 comes with ``Retry-After``. Since November 2024
+apps created after that date get 403 on ``/v1/audio-features``: the first 403 marks the feature
+as degraded in the health monitor and the source stops asking for it, while everything else goes
+on.
+
+The name search comes first and ISRCs are MusicBrainz's to set, so what this source asks does not
+depend on whether MusicBrainz reached the track before it (and a second run is answered from the
+cache)."""
 
 from __future__ import annotations
 
@@ -144,13 +149,11 @@ class SpotifySource:
         self, path: str, params: dict[str, Any] | None = None, *, cache: bool = True
     ) -> ApiResponse:
         for attempt in range(2):
-            token = await self.token(force=attempt > 0)
-            r = await self._c.get(
-                path,
-                params=params,
-                headers={"Authorization": f"Bearer {token}"},
-                ttl=_ttl if cache else None,
-            )
+
+            async def bearer(force: bool = attempt > 0) -> dict[str, str]:
+                return {"Authorization": f"Bearer {await self.token(force=force)}"}
+
+            r = await self._c.get(path, params=params, headers=bearer, ttl=_ttl if cache else None)
             if r.status != 401:
                 return r
         raise EnrichmentError(f"spotify: {path} answered 401 even with a fresh token")
@@ -171,10 +174,6 @@ class SpotifySource:
                 found = r.json()
             elif r.status not in (400, 404):
                 raise http_error(NAME, r, path)
-        if found is None and track.isrc and is_isrc(track.isrc):
-            found = await self._search(
-                f"isrc:{track.isrc}", track.title, ctx.artist_name, exact=False
-            )
         if found is None and ctx.artist_name:
             found = await self._search(
                 f"track:{track.title} artist:{ctx.artist_name}",
@@ -182,17 +181,19 @@ class SpotifySource:
                 ctx.artist_name,
                 exact=True,
             )
+        if found is None and track.isrc and is_isrc(track.isrc):
+            found = await self._search(
+                f"isrc:{track.isrc}", track.title, ctx.artist_name, exact=False
+            )
         if found is None:
             return EnrichmentResult.skipped(
                 f"Spotify has no track matching {ctx.artist_name!r} - {track.title!r}"
             )
         sid = str(found.get("id", ""))
-        isrc = str((found.get("external_ids") or {}).get("isrc") or "")
         album = found.get("album") or {}
         update = TrackUpdate(
             track_id=track.id,
             spotify_id=sid if (track.spotify_id != sid and is_spotify_id(sid)) else None,
-            isrc=isrc if (not track.isrc and is_isrc(isrc)) else None,
             duration_ms=int(found["duration_ms"])
             if (track.duration_ms is None and found.get("duration_ms"))
             else None,
