@@ -362,3 +362,13 @@ async def test_new_user_gets_recommendations(live: LiveServer, seeded: tuple[Pat
     data = await execute(live, RECS, {"limit": 3}, token="mg_dave")
     assert data["recommendations"]["__typename"] == "RecommendationList"
     assert data["recommendations"]["method"] == "popularity" and data["recommendations"]["items"]
+
+
+async def test_taste_clusters_are_private(live: LiveServer, seed: Seed) -> None:
+    """A user sees their taste clusters (artists grouped, with shares); others see null."""
+    query = "query($u: ID!) { user(id: $u) { tasteClusters { label share artists { name } } } }"
+    own = await execute(live, query, {"u": seed.users["bob"]}, token=BOB_TOKEN)
+    clusters = own["user"]["tasteClusters"]
+    assert clusters and all(c["artists"] and 0 < c["share"] <= 1 for c in clusters)
+    other = await execute(live, query, {"u": seed.users["bob"]}, token=ALICE_TOKEN)
+    assert other["user"]["tasteClusters"] is None

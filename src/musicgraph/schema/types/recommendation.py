@@ -98,3 +98,17 @@ def recommendation_list(result: Any, user_id: str | None, kind: ItemKind) -> Rec
             for r in result.items
         ],
     )
+
+
+@strawberry.type(description="One community of a user's artists (their tastes), heaviest first.")
+class TasteCluster:
+    label: str = strawberry.field(description="The cluster's most played artist.")
+    share: float = strawberry.field(description="Its share of the user's listening (0..1).")
+    top_tags: list[str]
+    artist_ids: list[strawberry.ID]
+
+    @strawberry.field
+    async def artists(self, info: Info, limit: int = 10) -> list[Artist]:
+        ids = [str(a) for a in self.artist_ids[: max(limit, 0)]]
+        found = await info.context.loaders.artist.load_many(ids)
+        return [Artist.from_model(a) for a in found if a is not None]

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import strawberry
 
+from musicgraph.errors import RecommenderError
 from musicgraph.graph import models
 from musicgraph.schema.context import Info, PublicError
 from musicgraph.schema.decorators import field
@@ -22,6 +23,7 @@ from musicgraph.schema.types.connection import (
 )
 from musicgraph.schema.types.listen import Listen
 from musicgraph.schema.types.playlist import Playlist
+from musicgraph.schema.types.recommendation import TasteCluster
 from musicgraph.schema.types.stats import ArtistCount, ListeningStats, Period, TrackCount
 
 #: how far past a ``before`` cursor one scan for newer listens looks at first (doubles each time)
@@ -171,6 +173,26 @@ class User:
         if not info.context.may_read_private(str(self.id)):
             return None
         return await listening_stats(info.context, str(self.id), period)
+
+    @field(description="The user's tastes: communities of their artists (null when not theirs).")
+    async def taste_clusters(self, info: Info) -> list[TasteCluster] | None:
+        ctx = info.context
+        engine = ctx.state.engine
+        if engine is None or not ctx.may_read_private(str(self.id)):
+            return None
+        try:
+            clusters = engine.taste_clusters(str(self.id))
+        except RecommenderError:
+            return []
+        return [
+            TasteCluster(
+                label=c.label,
+                share=float(c.share),
+                top_tags=list(c.top_tags),
+                artist_ids=[strawberry.ID(a) for a in c.artist_ids],
+            )
+            for c in clusters
+        ]
 
     @field(description="Friends whose profiles the viewer may see.")
     async def friends(self, info: Info) -> list[User]:
