@@ -20,7 +20,9 @@ from tests.e2e.live import (
     seed_graph,
 )
 
-LISTEN_SUB = "subscription { listenRecorded { listenedAt track { title artists { name } } } }"
+LISTEN_SUB = (
+    "subscription { listenRecorded { listenedAt source track { title artists { name } } } }"
+)
 RECS_SUB = """subscription { recommendationsUpdated(limit: 5) {
   userId kind method items { itemId score reasons { evidence } } } }"""
 
@@ -63,6 +65,7 @@ async def test_listen_recorded_and_recommendations_updated(live: LiveServer, see
         recs = (await asyncio.wait_for(recs_task, 10))["recommendationsUpdated"]
     assert listen == {
         "listenedAt": at,
+        "source": "api",
         "track": {"title": "Autumn Sweater", "artists": [{"name": "Yo La Tengo"}]},
     }
     assert recs["userId"] == seed.users["alice"] and recs["kind"] == "TRACK"

@@ -73,6 +73,21 @@ def listens_of(event: Event) -> list[ListenModel]:
     return out
 
 
+async def stored_listens(
+    ctx: Context, user_id: str, announced: list[ListenModel]
+) -> list[ListenModel]:
+    """The announced listens as stored (the event carries only track, time and skip; the
+    history has the source and play time too). One read per event."""
+    if not announced:
+        return []
+    newest = max(listen.listened_at for listen in announced)
+    rows = await ctx.store.recent_listens(
+        user_id, before=newest + 1, limit=len(announced) + 50, include_skips=True
+    )
+    stored = {(r.track_id, r.listened_at): r for r in rows}
+    return [stored.get((a.track_id, a.listened_at), a) for a in announced]
+
+
 @strawberry.type
 class Subscription:
     @subscription(description="Each new listen of a user (default: the viewer).")
@@ -82,7 +97,7 @@ class Subscription:
         ctx = info.context
         user_id = _subject(ctx, user, "listenRecorded")
         async for event in events(ctx, ["listens.recorded"], user_id):
-            for listen in listens_of(event):
+            for listen in await stored_listens(ctx, user_id, listens_of(event)):
                 yield Listen.from_model(listen)
 
     @subscription(
