@@ -30,9 +30,17 @@ from typing import Any
 
 import structlog
 from cross_web import HTTPException
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -58,11 +66,52 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # --- middleware ------------------------------------------------------------------------------------
 
 
-class RequestContextMiddleware:
-    """Clear the log context, bind a request id, echo it as ``X-Request-ID``, log the request."""
+_ROUTES = ("/graphql", "/1/", "/playlists/", "/healthz", "/readyz", "/metrics")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class ApiMetrics:
+    """The API's own Prometheus series (served after the health monitor's on ``/metrics``)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "musicgraph_http_requests",
+            "HTTP requests answered, by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "musicgraph_http_request_seconds",
+            "Time to answer an HTTP request, by route",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.websockets = Gauge(
+            "musicgraph_websocket_connections", "Open WebSocket connections", registry=self.registry
+        )
+        self.subscribers = Gauge(
+            "musicgraph_event_subscribers",
+            "Subscribers of the event bus (GraphQL subscriptions and internal consumers)",
+            registry=self.registry,
+        )
+
+    @staticmethod
+    def route(path: str) -> str:
+        """A bounded label: the route family of ``path``."""
+        return next((r.rstrip("/") for r in _ROUTES if path.startswith(r)), "other")
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestContextMiddleware:
+    """Clear the log context, bind a request id, echo it as ``X-Request-ID``, log the request,
+    count it."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -90,15 +139,19 @@ class RequestContextMiddleware:
                 ]
             await send(message)
 
+        if scope["type"] == "websocket":
+            self.metrics.websockets.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":
-                log.debug(
-                    "request",
-                    status=status,
-                    ms=round((time.perf_counter() - start) * 1000, 2),
-                )
+                elapsed = time.perf_counter() - start
+                route = self.metrics.route(scope.get("path", ""))
+                self.metrics.requests.labels(route, str(status)).inc()
+                self.metrics.latency.labels(route).observe(elapsed)
+                log.debug("request", status=status, ms=round(elapsed * 1000, 2))
+            else:
+                self.metrics.websockets.dec()
             structlog.contextvars.clear_contextvars()
 
 
@@ -265,11 +318,10 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def metrics(request: Request) -> Response:
     state = _state(request)
-    if state.monitor is None:
-        return PlainTextResponse("# the health monitor is not running\n")
-    from musicgraph.health import METRICS_CONTENT_TYPE
-
-    return Response(state.monitor.prometheus_text(), media_type=METRICS_CONTENT_TYPE)
+    api: ApiMetrics = request.app.state.api_metrics
+    api.subscribers.set(state.bus.subscriber_count)
+    monitor = state.monitor.prometheus_text() if state.monitor is not None else b""
+    return Response(monitor + api.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def export_playlist(request: Request) -> Response:
@@ -425,8 +477,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.musicgraph = state
+    app.state.api_metrics = ApiMetrics()
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.api_metrics)
     return app
 
 

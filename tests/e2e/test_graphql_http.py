@@ -305,7 +305,11 @@ async def test_health_enrichment_and_probes(live: LiveServer, seed: Seed) -> Non
     assert (await get(live, "/healthz")).json() == {"status": "ok"}
     ready = await get(live, "/readyz")
     assert ready.status_code == 200 and ready.json()["projection"]["ok"] is True
-    assert (await get(live, "/metrics")).status_code == 200
+    metrics = await get(live, "/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert 'musicgraph_http_requests_total{route="/graphql",status="200"}' in metrics.text
+    assert "musicgraph_http_request_seconds_bucket" in metrics.text
+    assert "musicgraph_event_subscribers" in metrics.text
     started = await execute(
         live,
         'mutation($t: [ID!]!) { startEnrichment(trackIds: $t, sources: ["lastfm"]) { __typename '
