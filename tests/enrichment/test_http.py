@@ -213,3 +213,18 @@ def test_settings_name_each_source_alike(settings_for: Callable[..., Settings]) 
     )
     assert s.musicbrainz_url == "http://mirror.local" and s.musicbrainz_rate == 50.0
     assert s.lastfm_api_key is None and s.spotify_client_id is None and s.cyanite_token is None
+
+
+async def test_fake_server_enforces_its_limit(fake: FakeApis, world: FakeWorld) -> None:
+    """A client going faster than the server's limit gets 503s (and retries through them)."""
+    world.set_rate("musicbrainz", 10.0)
+    monitor = HealthMonitor()
+    client = mb_client(
+        fake, monitor, rate=200.0, max_retries=10, backoff=0.2, breaker_fail_max=1000
+    )
+    try:
+        await asyncio.gather(*(genre_probe(client) for _ in range(40)))
+        assert world.stats()["musicbrainz"]["rate_limited"] > 0
+        assert monitor.get("musicbrainz").errors_by_kind["rate_limited"] > 0  # type: ignore[union-attr]
+    finally:
+        await client.aclose()

@@ -5,9 +5,9 @@ One Starlette app served by uvicorn (in a background thread, or as its own proce
 URL setting points at ``http://127.0.0.1:<port>/<api>``. Each API keeps its documented contract as
 far as musicgraph uses it: URLs and parameters, authentication (MusicBrainz's User-Agent rule,
 Last.fm's ``api_key``, Spotify's client-credentials token and bearer tokens, Cyanite's bearer token
-on a real GraphQL schema), JSON shapes, error formats, and a rate limit enforced with a token bucket
-(``rate`` per second, a burst of ``max(2, rate / 5)``): MusicBrainz answers 503, Last.fm error 29
-(with HTTP 200), Spotify and Cyanite 429 with ``Retry-After``.
+on a real GraphQL schema), JSON shapes, error formats, and a rate limit enforced over a sliding
+window (see :class:`ApiState`): MusicBrainz answers 503, Last.fm error 29 (with HTTP 200), Spotify
+and Cyanite 429 with ``Retry-After``.
 
 The catalogue is derived from the request itself: any (artist, title) exists and gets stable
 MBIDs, an ISRC and a Spotify id, except titles containing "obscure", which no service knows. Tests
@@ -115,12 +115,18 @@ def _unknown(title: str) -> bool:
 
 @dataclass
 class ApiState:
-    """Counters, rate limit and pending faults of one fake API."""
+    """Counters, rate limit and pending faults of one fake API.
+
+    The limit is a sliding window: at most ``rate * WINDOW + slack`` requests accepted in any
+    ``WINDOW`` seconds (slack ``max(2, rate / 5)``), an average of ``rate`` per second with room
+    for a short burst, as MusicBrainz ("1 per second on average") and Spotify (a rolling window)
+    describe theirs. A window, unlike a small token bucket, is not fooled by this server's own
+    event loop stalling for a moment and reading a queue of requests at once.
+    """
 
     name: str
     rate: float | None = None
-    tokens: float = 0.0
-    refilled_at: float = field(default_factory=time.monotonic)
+    accepted_at: deque[float] = field(default_factory=deque)
     faults: deque[tuple[str, float | None]] = field(default_factory=deque)
     down: bool = False
     requests: int = 0
@@ -131,19 +137,23 @@ class ApiState:
     last_at: float | None = None
     accepted: int = 0
 
+    WINDOW = 2.0
+
     @property
-    def burst(self) -> float:
-        return max(2.0, (self.rate or 0.0) / 5.0)
+    def allowance(self) -> float:
+        rate = self.rate or 0.0
+        return rate * self.WINDOW + max(2.0, rate / 5.0)
 
     def take_token(self, now: float) -> bool:
         if self.rate is None:
             return True
-        self.tokens = min(self.burst, self.tokens + (now - self.refilled_at) * self.rate)
-        self.refilled_at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+        window = self.accepted_at
+        while window and window[0] <= now - self.WINDOW:
+            window.popleft()
+        if len(window) + 1 > self.allowance:
+            return False
+        window.append(now)
+        return True
 
 
 class FakeWorld:
@@ -184,8 +194,7 @@ class FakeWorld:
         with self.lock:
             st = self.apis[api]
             st.rate = rate
-            st.tokens = st.burst
-            st.refilled_at = time.monotonic()
+            st.accepted_at.clear()
 
     def inject(self, api: str, kind: str, count: int = 1, retry_after: float | None = None) -> None:
         """The next ``count`` requests to ``api`` fail: 500, 502, timeout, 429, 503, lastfm29."""

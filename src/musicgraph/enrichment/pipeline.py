@@ -22,6 +22,9 @@ the states. Each batch is published as ``"tracks.updated"``, ``"tags.changed"`` 
 
 Progress goes out as ``"enrichment.progress"`` events, one per source, with the payload of
 :meth:`SourceProgress.as_dict` (done, failed, skipped, deferred, pending, rate, ETA, state).
+Result events: ``"tracks.updated"`` ``{"source", "track_ids", "updates"}``, ``"tags.changed"``
+``{"source", "kind": "track", "item_ids", "taggings"}``, ``"similarity.added"``
+``{"source", "similarities": [asdict(Similarity), ...]}``.
 
 The GraphQL ``startEnrichment`` mutation calls :func:`start_enrichment`; the CLI calls
 :meth:`EnrichmentPipeline.run`.
@@ -690,7 +693,12 @@ class EnrichmentPipeline:
             self.bus.publish(
                 Event(
                     "tags.changed",
-                    {"source": name, "taggings": [asdict(t) for t in taggings]},
+                    {
+                        "source": name,
+                        "kind": "track",
+                        "item_ids": sorted({t.item_id for t in taggings}),
+                        "taggings": [asdict(t) for t in taggings],
+                    },
                 )
             )
         if similar:
