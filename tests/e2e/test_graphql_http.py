@@ -376,3 +376,17 @@ async def test_taste_clusters_are_private(live: LiveServer, seed: Seed) -> None:
     assert clusters and all(c["artists"] and 0 < c["share"] <= 1 for c in clusters)
     other = await execute(live, query, {"u": seed.users["bob"]}, token=ALICE_TOKEN)
     assert other["user"]["tasteClusters"] is None
+
+
+async def test_mutations_are_refused_over_get(live: LiveServer) -> None:
+    """GET runs queries only: a mutation sent as a GET request is refused and changes nothing."""
+    mutation = 'mutation { createPlaylist(input: {name: "via get"}) { __typename } }'
+    r = await get(
+        live,
+        "/graphql",
+        params={"query": mutation},
+        headers={"Authorization": f"Bearer {BOB_TOKEN}"},
+    )
+    assert r.status_code in (400, 405)
+    mine = await execute(live, "{ me { playlists { name } } }", token=BOB_TOKEN)
+    assert "via get" not in {p["name"] for p in mine["me"]["playlists"]}
