@@ -8,6 +8,7 @@ Sections (all by default; pick with --only):
 - ``agreement``: the sampled Pixie walk against its exact counterpart (personalised PageRank by
   power iteration on the same typed graph, parameters matched, boosting off) on the protocol split
   of seed 0: mean top-20 overlap and NDCG@20 of both on the held-out artists, per step budget.
+- ``agreement-synthetic``: the same on a 2M-listen synthetic graph (100 users, exact as reference).
 - ``store``: projection build rate streaming from a real SQLite store holding HetRec.
 - ``synthetic``: a graph of 10M listens (100k users, 1M tracks, 100k artists; power-law
   popularity, generated in numpy): build rate, bytes per edge, recommend latency p50/p99 and the
@@ -187,6 +188,68 @@ def _top_unseen(items: Any, scores: Any, seen: set[int], k: int = 20) -> list[in
     return out
 
 
+def bench_agreement_synthetic(
+    n_users: int, n_tracks: int, n_listens: int, n_users_eval: int
+) -> None:
+    print(
+        f"\n## Sampled walk vs exact PPR on a synthetic graph ({n_listens:,} listens, "
+        f"{n_users:,} users, {n_tracks:,} tracks; uniform random tastes, so rankings below the "
+        "top are decided by small differences)"
+    )
+    a = synthetic_arrays(n_users, n_tracks, max(1, n_tracks // 10), n_listens)
+    p = Projection.from_arrays(
+        user_ids=[f"u{i}" for i in range(n_users)],
+        track_ids=[f"t{i}" for i in range(n_tracks)],
+        artist_ids=[f"a{i}" for i in range(max(1, n_tracks // 10))],
+        listens=(a["users"], a["tracks"], np.ones(n_listens), a["times"]),
+        track_artist=a["track_artist"],
+    )
+    g = WalkGraph(p, "track")
+    degree = p.user_track.rev.length[: p.user_track.rev.n_rows].astype(np.float64)
+    penalty = 1.0 / np.sqrt(degree + 1.0)
+    users = np.random.default_rng(2).integers(n_users, size=n_users_eval).tolist()
+    base = WalkParams(boost=False, tol=1e-4)
+    exact_top: dict[int, list[int]] = {}
+    exact_plain: dict[int, list[int]] = {}
+    seeds_of: dict[int, tuple[Any, Any]] = {}
+    from musicgraph.recommender.random_walk import ExactOperator
+
+    op = ExactOperator(g, base.weights)
+    t_exact = []
+    for u in users:
+        ui = g.user_item
+        seeds, w = history_seeds(ui.row(u).astype(np.int64), ui.row_weights(u), ui.row_times(u))
+        seeds_of[u] = (seeds, w)
+        t0 = time.perf_counter()
+        res = exact_walk(g, seeds, w, base, op=op)
+        t_exact.append((time.perf_counter() - t0) * 1000)
+        exact_top[u] = _top_unseen(res.items, res.scores * penalty[res.items], set(seeds.tolist()))
+        exact_plain[u] = _top_unseen(res.items, res.scores, set(seeds.tolist()))
+    print(f"exact: {pct(t_exact, 50):.0f} ms p50 per user ({len(users)} users)")
+    for steps, expected in (
+        (5_000, True),
+        (10_000, True),
+        (20_000, True),
+        (20_000, False),
+        (50_000, False),
+    ):
+        params = WalkParams(boost=False, steps=steps, expected_arrival=expected)
+        overlaps = []
+        plain = []
+        for u in users:
+            seeds, w = seeds_of[u]
+            res = pixie_walk(g, seeds, w, params, np.random.default_rng(u))
+            top = _top_unseen(res.items, res.scores * penalty[res.items], set(seeds.tolist()))
+            overlaps.append(len(set(top) & set(exact_top[u])) / 20)
+            top = _top_unseen(res.items, res.scores, set(seeds.tolist()))
+            plain.append(len(set(top) & set(exact_plain[u])) / 20)
+        print(
+            f"steps {steps:>7,} expected_arrival={'on ' if expected else 'off'}: "
+            f"top-20 overlap {np.mean(plain):.3f} (PPR ranking), "
+            f"{np.mean(overlaps):.3f} (served ranking, score / deg^0.5)"
+        )
+
+
 def bench_store(db: Path | None) -> None:
     print("\n## Projection build rate from a real SQLite store (HetRec imported)")
     from musicgraph.graph.sqlite_store import SqliteGraphStore
@@ -276,7 +339,7 @@ def bench_synthetic(n_users: int, n_tracks: int, n_listens: int, n_requests: int
     )
     rng = np.random.default_rng(1)
     users = [user_ids[int(u)] for u in rng.integers(n_users, size=n_requests)]
-    for steps in (10_000, 20_000, 50_000):
+    for steps in (5_000, 10_000, 20_000):
         engine = RecommendationEngine(p, params=WalkParams(steps=steps))
         for explain in (False, True):
             text, method = latency(engine, users, "track", explain=explain)
@@ -334,12 +397,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--only", nargs="+", default=["hetrec", "agreement", "store", "synthetic"])
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        default=["hetrec", "agreement", "agreement-synthetic", "store", "synthetic"],
+    )
     ap.add_argument("--data", type=Path, default=HETREC)
     ap.add_argument("--db", type=Path, default=None, help="a SQLite file with HetRec imported")
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--agreement-users", type=int, default=400)
-    ap.add_argument("--budgets", type=int, nargs="+", default=[20_000, 50_000, 100_000, 200_000])
+    ap.add_argument("--budgets", type=int, nargs="+", default=[5_000, 10_000, 20_000, 50_000])
     ap.add_argument("--listens", type=int, default=10_000_000)
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--tracks", type=int, default=1_000_000)
@@ -349,6 +416,8 @@ def main() -> None:
         bench_hetrec(h, args.requests)
     if "agreement" in args.only and h is not None:
         bench_agreement(h, args.agreement_users, args.budgets)
+    if "agreement-synthetic" in args.only:
+        bench_agreement_synthetic(20_000, 200_000, 2_000_000, 100)
     if "store" in args.only:
         bench_store(args.db)
     if "synthetic" in args.only:

@@ -205,6 +205,17 @@ class DynamicCSR:
         out[deg == 0] = -1
         return out
 
+    def gather_rows(self, rows: npt.ArrayLike) -> tuple[I64, I64]:
+        """Every edge of the given rows at once: (column, position of its row in ``rows``)."""
+        rows_a = np.asarray(rows, dtype=np.int64)
+        length = self.length[rows_a].astype(np.int64)
+        offsets = np.zeros(rows_a.size + 1, dtype=np.int64)
+        np.cumsum(length, out=offsets[1:])
+        total = int(offsets[-1])
+        pos = np.repeat(self.start[rows_a] - offsets[:-1], length) + np.arange(total)
+        slot = np.repeat(np.arange(rows_a.size, dtype=np.int64), length)
+        return self.indices[pos].astype(np.int64), slot
+
     def to_csr(self) -> sp.csr_matrix:
         """The matrix as scipy CSR (float32; ones when unweighted). Cached until the next change."""
         if self._csr is not None and self._csr_version == self.version:

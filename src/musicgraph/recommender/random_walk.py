@@ -55,13 +55,19 @@ class WalkParams:
     """Parameters shared by the sampled walk and the exact power iteration."""
 
     alpha: float = 0.5  # restart probability after each hop
-    steps: int = 20_000  # hop budget of the sampled walk
+    steps: int = 10_000  # hop budget of the sampled walk
     weights: TypeWeights = field(default_factory=TypeWeights)
     boost: bool = True  # multi-hit boosting (Pixie); False = plain visit counts (= PPR)
     stop_items: int = 0  # early stop once this many items ...
     stop_visits: int = 0  # ... have at least this many visits (0 = never stop early)
     batches: int = 4  # early stopping is checked between batches of walks (when enabled)
     max_hops: int = 30  # both methods stop here ((1 - alpha)^30 of the mass is left)
+    # Rao-Blackwellised counting: a walker that reaches a listener counts that listener's items
+    # with 1/deg each (the expectation of its next step) instead of only the one it samples; the
+    # expected visits are unchanged, their variance much lower. Listeners with more items than
+    # the cap count the sampled item only.
+    expected_arrival: bool = True
+    expected_max_degree: int = 64
     tol: float = 2e-2  # exact: stop once the mass still walking is below tol of the start
 
 
@@ -193,6 +199,8 @@ def pixie_walk(
     counts = np.zeros(0, dtype=np.int64)
     keys_all: list[IntArray] = []  # owner (seed slot) of each visit
     items_all: list[IntArray] = []  # item of each visit
+    weights_all: list[FloatArray] = []  # its weight (1, or 1/deg for expected arrivals)
+    user_deg = graph.user_item.length
     steps = 0
     visits = np.zeros(n, dtype=np.int64) if params.stop_items else None
     w = params.weights
@@ -202,11 +210,24 @@ def pixie_walk(
         for _ in range(params.max_hops):
             if cur.size == 0:
                 break
-            nxt = _hop(graph, cur, w, rng)
+            nxt, via = _hop(graph, cur, w, rng)
             ok = nxt >= 0
             steps += int(cur.size)
-            keys_all.append(owner[ok])
-            items_all.append(nxt[ok])
+            if params.expected_arrival:
+                deg = np.where(via >= 0, user_deg[np.maximum(via, 0)], 0)
+                exp = ok & (via >= 0) & (deg <= params.expected_max_degree)
+                sampled = ok & ~exp
+                cols, slot = graph.user_item.gather_rows(via[exp])
+                keys_all += [owner[sampled], owner[exp][slot]]
+                items_all += [nxt[sampled], cols]
+                weights_all += [
+                    np.ones(int(sampled.sum())),
+                    (1.0 / deg[exp].astype(np.float64))[slot],
+                ]
+            else:
+                keys_all.append(owner[ok])
+                items_all.append(nxt[ok])
+                weights_all.append(np.ones(int(ok.sum())))
             if visits is not None:
                 np.add.at(visits, nxt[ok], 1)
             alive = ok & (rng.random(cur.size) >= params.alpha)
@@ -219,6 +240,7 @@ def pixie_walk(
             break
     owners = np.concatenate(keys_all) if keys_all else np.zeros(0, dtype=np.int64)
     visited = np.concatenate(items_all) if items_all else np.zeros(0, dtype=np.int64)
+    vweights = np.concatenate(weights_all) if weights_all else np.zeros(0)
     # count per (seed, item) without sorting: number the visited items through a scratch mark
     mark = np.zeros(n, dtype=bool)
     mark[visited] = True
@@ -228,12 +250,12 @@ def pixie_walk(
     k = items.size
     keys = owners * k + slot[visited]
     if seeds.size * k <= 1 << 21:  # small enough for a dense seeds x visited-items count
-        counts = np.bincount(keys, minlength=seeds.size * k)
+        counts = np.bincount(keys, weights=vweights, minlength=seeds.size * k)
         nz = np.flatnonzero(counts)
-        per_key = counts[nz].astype(np.float64)
+        per_key = counts[nz]
     else:
-        nz, cnt = np.unique(keys, return_counts=True)
-        per_key = cnt.astype(np.float64)
+        nz, inverse = np.unique(keys, return_inverse=True)
+        per_key = np.bincount(inverse, weights=vweights, minlength=nz.size)
     rows, cols = nz // max(k, 1), nz % max(k, 1)
     contrib = np.sqrt(per_key) if params.boost else per_key
     scores: FloatArray = np.bincount(cols, weights=contrib, minlength=k).astype(np.float64)
@@ -243,8 +265,11 @@ def pixie_walk(
     return WalkResult(items.astype(np.int64), scores, seed_visits, steps, "pixie-sampled")
 
 
-def _hop(graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generator) -> IntArray:
-    """One hop for every walker at once; -1 where the walk dies (no edge to take)."""
+def _hop(
+    graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generator
+) -> tuple[IntArray, IntArray]:
+    """One hop for every walker at once; -1 where the walk dies (no edge to take). Also the
+    listener a listen hop went through (-1 for other hops)."""
     if w.tag == 0 and w.similar == 0 and (w.playlist == 0 or graph.item_playlist is None):
         # listens only: every walker takes a listener edge (an item without one dies in sample)
         return _listen_hop(graph, cur, w, rng)
@@ -253,22 +278,11 @@ def _hop(graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generat
         cum = np.cumsum(probs, axis=1)
         choice = (rng.random(cur.size)[:, None] >= cum).sum(axis=1)  # chosen type; 4 = none
     nxt = np.full(cur.size, -1, dtype=np.int64)
+    via = np.full(cur.size, -1, dtype=np.int64)
     # listen: item -> user (-> friend) -> item
     sel = np.flatnonzero(choice == 0)
     if sel.size:
-        users = graph.item_user.sample(cur[sel], rng.random(sel.size))
-        if w.friend > 0:
-            has = users >= 0
-            fdeg = np.zeros(sel.size, dtype=np.int64)
-            fdeg[has] = graph.friends.length[users[has]]
-            f = w.friend / (1.0 + w.friend)
-            jump = has & (fdeg > 0) & (rng.random(sel.size) < f)
-            if jump.any():
-                users[jump] = graph.friends.sample(users[jump], rng.random(int(jump.sum())))
-        has = users >= 0
-        got = np.full(sel.size, -1, dtype=np.int64)
-        got[has] = graph.user_item.sample(users[has], rng.random(int(has.sum())))
-        nxt[sel] = got
+        nxt[sel], via[sel] = _listen_hop(graph, cur[sel], w, rng)
     sel = np.flatnonzero(choice == 1)
     if sel.size:
         tags = graph.item_tag.sample(cur[sel], rng.random(sel.size))
@@ -286,13 +300,14 @@ def _hop(graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generat
         has = pls >= 0
         got[has] = graph.playlist_item.sample(pls[has], rng.random(int(has.sum())))
         nxt[sel] = got
-    return nxt
+    return nxt, via
 
 
 def _listen_hop(
     graph: WalkGraph, cur: IntArray, w: TypeWeights, rng: np.random.Generator
-) -> IntArray:
-    """item -> listener (-> friend) -> item for every walker; -1 where the walk dies."""
+) -> tuple[IntArray, IntArray]:
+    """item -> listener (-> friend) -> item for every walker; -1 where the walk dies. Also the
+    listener each walker went through (-1 for none)."""
     users = graph.item_user.sample(cur, rng.random(cur.size))
     if w.friend > 0:
         has = users >= 0
@@ -304,7 +319,7 @@ def _listen_hop(
     nxt = np.full(cur.size, -1, dtype=np.int64)
     has = users >= 0
     nxt[has] = graph.user_item.sample(users[has], rng.random(int(has.sum())))
-    return nxt
+    return nxt, users
 
 
 def combine(seed_visits: sp.csr_matrix, *, boost: bool) -> tuple[IntArray, FloatArray]:
