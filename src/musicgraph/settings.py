@@ -144,6 +144,8 @@ class Settings:
     enrich_retry_delay: float = setting("MUSICGRAPH_ENRICH_RETRY_DELAY", 60.0, _positive_float)
     cyanite_poll: float = setting("MUSICGRAPH_CYANITE_POLL", 30.0, _positive_float)
     health_interval: float = setting("MUSICGRAPH_HEALTH_INTERVAL", 15.0, _positive_float)
+    # whether the server runs the enrichment pipeline in the background (it calls outside APIs)
+    enrich_autostart: bool = setting("MUSICGRAPH_ENRICH_AUTOSTART", False, _bool)
 
     @classmethod
     def from_env(

@@ -302,3 +302,16 @@ async def test_source_down_for_good_is_left_for_a_later_run(
     assert "HTTP 500" in (progress["spotify"].reason or "")
     assert counts["spotify"] == {"pending": 4}
     assert counts["musicbrainz"] == {"done": 4} and counts["lastfm"] == {"done": 4}
+
+
+async def test_probes_after_a_run_do_not_touch_closed_clients(
+    sqlite_store: GraphStore, world: FakeWorld, settings_for: Callable[..., Settings]
+) -> None:
+    """When a run ends its clients close; the monitor's periodic probes then skip those sources
+    instead of reporting a closed client as a failing API."""
+    await seed(sqlite_store, world, catalogue(2))
+    monitor = HealthMonitor()
+    await EnrichmentPipeline(sqlite_store, settings_for(), EventBus(), monitor).run()
+    await monitor.probe_all()
+    for h in monitor.snapshot():
+        assert h.errors == 0 and h.breaker_state == "closed", h

@@ -118,8 +118,8 @@ class ApiState:
     """Counters, rate limit and pending faults of one fake API.
 
     The limit is a sliding window: at most ``rate * WINDOW + slack`` requests accepted in any
-    ``WINDOW`` seconds (slack ``max(2, rate / 5)``), an average of ``rate`` per second with room
-    for a short burst, as MusicBrainz ("1 per second on average") and Spotify (a rolling window)
+    ``WINDOW`` seconds (slack ``max(2, rate / 2)``), an average of ``rate`` per second with room
+    for half a second's burst, as MusicBrainz ("1 per second on average") and Spotify (a rolling window)
     describe theirs. A window, unlike a small token bucket, is not fooled by this server's own
     event loop stalling for a moment and reading a queue of requests at once.
     """
@@ -142,7 +142,7 @@ class ApiState:
     @property
     def allowance(self) -> float:
         rate = self.rate or 0.0
-        return rate * self.WINDOW + max(2.0, rate / 5.0)
+        return rate * self.WINDOW + max(2.0, rate / 2.0)
 
     def take_token(self, now: float) -> bool:
         if self.rate is None:

@@ -330,6 +330,7 @@ class EnrichmentPipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             for source in sources:
+                self.monitor.detach_source(source.name)
                 with contextlib.suppress(Exception):
                     await source.aclose()
             await cache.close()

@@ -174,6 +174,13 @@ class HealthMonitor:
             self.metrics.rate_limit.labels(name).set(rate_limit)
         self._changed(name, "registered")
 
+    def detach_source(self, name: str) -> None:
+        """Forget a source's probe and budget callbacks (its client is closing); keep its record."""
+        rec = self._records.get(name)
+        if rec is not None:
+            rec.probe = None
+            rec.budget = None
+
     def attach_store(self, store: _Pingable) -> None:
         """The store :meth:`start`'s periodic loop pings."""
         self._store = store
