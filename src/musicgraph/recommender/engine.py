@@ -27,6 +27,10 @@ with these payloads (``event.user_id`` set where it concerns one user):
 
 and then publishes ``Event("recommendations.updated", user_id=..., payload={"kinds": [...]})`` for
 the user concerned.
+
+A user id the projection has never seen is an error (``RecommenderError``) unless the request has
+seeds; a freshly created account can be announced with :meth:`RecommendationEngine.add_user` so
+that it gets popularity until its first listen.
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ item along one edge type, chosen with the tunable :class:`TypeWeights` among the
 - ``playlist`` (tracks): item -> a playlist holding it -> a track of that playlist.
 
 Every choice inside a type is uniform. After each hop the arrival item is counted, then the walk
-restarts with probability ``alpha``. Seeds are the user's items weighted by count and recency; each
+restarts with probability ``alpha``. By default a listen hop counts its arrival by expectation
+(Rao-Blackwellised): the listener's items get 1/deg each instead of the one sampled item getting 1,
+which leaves the expected visits unchanged and cuts the variance several-fold (on HetRec 5,000
+steps then agree with the exact ranking better than 50,000 plain steps). Seeds are the user's items weighted by count and recency; each
 seed's share of the step budget grows with its degree (``deg * (C - log deg)``, Pixie eq. 2), visits
 are combined across seeds with multi-hit boosting ``(sum_q sqrt(V_q))^2``, and the walk stops early
 once ``stop_items`` items have ``stop_visits`` visits. Everything is vectorised with numpy: all the
