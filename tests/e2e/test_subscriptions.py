@@ -61,8 +61,8 @@ async def test_listen_recorded_and_recommendations_updated(live: LiveServer, see
             token=ALICE_TOKEN,
         )
         assert recorded["recordListens"]["__typename"] == "RecordListensSuccess"
-        listen = (await asyncio.wait_for(listen_task, 10))["listenRecorded"]
-        recs = (await asyncio.wait_for(recs_task, 10))["recommendationsUpdated"]
+        listen = (await asyncio.wait_for(listen_task, 60))["listenRecorded"]
+        recs = (await asyncio.wait_for(recs_task, 60))["recommendationsUpdated"]
     assert listen == {
         "listenedAt": at,
         "source": "api",
@@ -149,7 +149,7 @@ async def test_enrichment_progress_after_start(tmp_path: Path) -> None:
                 {"t": [seed.tracks["Words"]]},
                 token=ADMIN_TOKEN,
             )
-            progress = (await asyncio.wait_for(task, 20))["enrichmentProgress"]
+            progress = (await asyncio.wait_for(task, 60))["enrichmentProgress"]
     finally:
         await asyncio.to_thread(server.stop)
     result = started["startEnrichment"]
