@@ -197,9 +197,7 @@ class User:
     @field(description="Friends whose profiles the viewer may see.")
     async def friends(self, info: Info) -> list[User]:
         ctx = info.context
-        if not ctx.may_see_user(
-            models.User(id=str(self.id), name=self.name, created_at=0, public=self.public)
-        ):
+        if not (self.public or ctx.may_read_private(str(self.id))):
             return []
         ids = await ctx.loaders.friends.load(str(self.id))
         found = await ctx.loaders.user.load_many(ids)
