@@ -381,6 +381,19 @@ async def _start_engine(state: AppState) -> None:
     )
 
 
+async def _start_enrichment(state: AppState) -> None:
+    """Run the enrichment pipeline in the background for as long as the server runs
+    (``MUSICGRAPH_ENRICH_AUTOSTART``): it drains the queue and waits for new tracks."""
+    from musicgraph.enrichment.pipeline import start_enrichment
+
+    if state.monitor is None:
+        return
+    state.pipeline, _ = await start_enrichment(
+        state.store, state.settings, state.bus, state.monitor, until_idle=False
+    )
+    log.info("enrichment pipeline started", sources=state.pipeline.source_names)
+
+
 def _start_monitor(state: AppState) -> None:
     try:
         from musicgraph.health import HealthMonitor
@@ -430,6 +443,8 @@ def create_app(
                 await _maybe_load_demo(state)
             _start_monitor(state)
             cache_task = asyncio.create_task(state.recommendations.follow(state.bus))
+            if settings.enrich_autostart:
+                await _start_enrichment(state)
             if start_engine:
                 engine_task = asyncio.create_task(_start_engine(state))
             counts = await the_store.counts()

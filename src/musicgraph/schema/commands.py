@@ -29,8 +29,8 @@ def register(subparsers: Any, add_db: Callable[[argparse.ArgumentParser], None])
         "--workers",
         type=int,
         default=1,
-        help="worker processes (each holds its own projection; set MUSICGRAPH_REDIS_URL so "
-        "subscriptions hear events from every worker)",
+        help="worker processes (each holds its own projection and in-process event bus, so a "
+        "subscription hears the events of its own worker only)",
     )
     p.set_defaults(func=cmd_serve)
 
