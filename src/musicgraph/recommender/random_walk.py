@@ -58,7 +58,7 @@ class WalkParams:
     """Parameters shared by the sampled walk and the exact power iteration."""
 
     alpha: float = 0.5  # restart probability after each hop
-    steps: int = 10_000  # hop budget of the sampled walk
+    steps: int = 5_000  # hop budget of the sampled walk (with expected arrivals; see below)
     weights: TypeWeights = field(default_factory=TypeWeights)
     boost: bool = True  # multi-hit boosting (Pixie); False = plain visit counts (= PPR)
     stop_items: int = 0  # early stop once this many items ...
@@ -199,10 +199,10 @@ def pixie_walk(
     owner_all = owner_all[rng.permutation(owner_all.size)]
     n_batches = max(1, params.batches) if params.stop_items and params.stop_visits else 1
     batches = np.array_split(owner_all, n_batches) if owner_all.size else []
-    counts = np.zeros(0, dtype=np.int64)
-    keys_all: list[IntArray] = []  # owner (seed slot) of each visit
-    items_all: list[IntArray] = []  # item of each visit
-    weights_all: list[FloatArray] = []  # its weight (1, or 1/deg for expected arrivals)
+    keys_all: list[IntArray] = []  # owner (seed slot) of each sampled visit
+    items_all: list[IntArray] = []  # item of each sampled visit
+    exp_owner: list[IntArray] = []  # owner of each arrival counted by expectation
+    exp_user: list[IntArray] = []  # the listener whose items share that arrival
     user_deg = graph.user_item.length
     steps = 0
     visits = np.zeros(n, dtype=np.int64) if params.stop_items else None
@@ -220,17 +220,13 @@ def pixie_walk(
                 deg = np.where(via >= 0, user_deg[np.maximum(via, 0)], 0)
                 exp = ok & (via >= 0) & (deg <= params.expected_max_degree)
                 sampled = ok & ~exp
-                cols, slot = graph.user_item.gather_rows(via[exp])
-                keys_all += [owner[sampled], owner[exp][slot]]
-                items_all += [nxt[sampled], cols]
-                weights_all += [
-                    np.ones(int(sampled.sum())),
-                    (1.0 / deg[exp].astype(np.float64))[slot],
-                ]
+                keys_all.append(owner[sampled])
+                items_all.append(nxt[sampled])
+                exp_owner.append(owner[exp])
+                exp_user.append(via[exp])
             else:
                 keys_all.append(owner[ok])
                 items_all.append(nxt[ok])
-                weights_all.append(np.ones(int(ok.sum())))
             if visits is not None:
                 np.add.at(visits, nxt[ok], 1)
             alive = ok & (rng.random(cur.size) >= params.alpha)
@@ -241,30 +237,45 @@ def pixie_walk(
             and int((visits >= params.stop_visits).sum()) >= params.stop_items
         ):
             break
-    owners = np.concatenate(keys_all) if keys_all else np.zeros(0, dtype=np.int64)
-    visited = np.concatenate(items_all) if items_all else np.zeros(0, dtype=np.int64)
-    vweights = np.concatenate(weights_all) if weights_all else np.zeros(0)
-    # count per (seed, item) without sorting: number the visited items through a scratch mark
+    empty = np.zeros(0, dtype=np.int64)
+    owners = np.concatenate(keys_all) if keys_all else empty
+    visited = np.concatenate(items_all) if items_all else empty
+    eo = np.concatenate(exp_owner) if exp_owner else empty
+    eu = np.concatenate(exp_user) if exp_user else empty
+    # One sparse product gives the per-seed visits: seeds x "sources" times sources x items, where
+    # a source is a listener reached by expectation (weight count/deg, its item row) or an item
+    # reached by sampling (weight count, a one-hot row). Cost: those rows, summed in C; no sort.
+    listeners, l_inv = np.unique(eu, return_inverse=True)
+    sampled_items, s_inv = np.unique(visited, return_inverse=True)
+    n_l = listeners.size
+    c = sp.csr_matrix(
+        (
+            np.concatenate([1.0 / user_deg[eu].astype(np.float64), np.ones(owners.size)]),
+            (np.concatenate([eo, owners]), np.concatenate([l_inv, n_l + s_inv])),
+        ),
+        shape=(seeds.size, n_l + sampled_items.size),
+    )
+    cols, _ = graph.user_item.gather_rows(listeners)
+    indptr = np.zeros(n_l + sampled_items.size + 1, dtype=np.int64)
+    np.cumsum(user_deg[listeners], out=indptr[1 : n_l + 1])
+    indptr[n_l + 1 :] = indptr[n_l] + np.arange(1, sampled_items.size + 1)
+    sources = sp.csr_matrix(
+        (np.ones(cols.size + sampled_items.size), np.concatenate([cols, sampled_items]), indptr),
+        shape=(n_l + sampled_items.size, n),
+    )
+    seed_visits = sp.csr_matrix(c @ sources)
+    # per-item scores over the visited items only (a scratch numbering, no catalogue-wide sort)
     mark = np.zeros(n, dtype=bool)
-    mark[visited] = True
+    mark[seed_visits.indices] = True
     items = np.flatnonzero(mark)
     slot = np.zeros(n, dtype=np.int64)
     slot[items] = np.arange(items.size)
-    k = items.size
-    keys = owners * k + slot[visited]
-    if seeds.size * k <= 1 << 21:  # small enough for a dense seeds x visited-items count
-        counts = np.bincount(keys, weights=vweights, minlength=seeds.size * k)
-        nz = np.flatnonzero(counts)
-        per_key = counts[nz]
-    else:
-        nz, inverse = np.unique(keys, return_inverse=True)
-        per_key = np.bincount(inverse, weights=vweights, minlength=nz.size)
-    rows, cols = nz // max(k, 1), nz % max(k, 1)
-    contrib = np.sqrt(per_key) if params.boost else per_key
-    scores: FloatArray = np.bincount(cols, weights=contrib, minlength=k).astype(np.float64)
+    contrib = np.sqrt(seed_visits.data) if params.boost else seed_visits.data
+    scores: FloatArray = np.bincount(
+        slot[seed_visits.indices], weights=contrib, minlength=items.size
+    ).astype(np.float64)
     if params.boost:
         scores = scores**2
-    seed_visits = sp.csr_matrix((per_key, (rows, items[cols])), shape=(seeds.size, n))
     return WalkResult(items.astype(np.int64), scores, seed_visits, steps, "pixie-sampled")
 
 
