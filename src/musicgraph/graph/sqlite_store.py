@@ -408,16 +408,22 @@ def _record_listens(
     # One slot per distinct ref: each is resolved once however often the batch repeats it.
     slot_of: dict[TrackRef, int] = {}
     slots = [0] * n
-    users: set[str] = set()
+    spans: dict[str, list[int]] = {}  # per user, the earliest and latest listen of the batch
     for i, listen in enumerate(listens):
-        if listen.listened_at.__class__ is not int:
+        at = listen.listened_at
+        if at.__class__ is not int:
             raise ValueError(
-                f"listen {i}: listened_at must be whole seconds since the epoch, "
-                f"got {listen.listened_at!r}"
+                f"listen {i}: listened_at must be whole seconds since the epoch, got {at!r}"
             )
         slots[i] = slot_of.setdefault(listen.track, len(slot_of))
-        users.add(listen.user_id)
-    _require(conn, "users", users, "user")
+        span = spans.get(listen.user_id)
+        if span is None:
+            spans[listen.user_id] = [at, at]
+        elif at < span[0]:
+            span[0] = at
+        elif at > span[1]:
+            span[1] = at
+    _require(conn, "users", spans, "user")
 
     distinct = list(slot_of)
     slot_ids: list[str] = [known.get(ref, "") for ref in distinct]
@@ -440,15 +446,6 @@ def _record_listens(
     first: dict[tuple[str, int, str], int] = {}
     for i, listen in enumerate(listens):
         first.setdefault((listen.user_id, listen.listened_at, track_ids[i]), i)
-    spans: dict[str, list[int]] = {}
-    for user_id, at, _ in first:
-        span = spans.get(user_id)
-        if span is None:
-            spans[user_id] = [at, at]
-        elif at < span[0]:
-            span[0] = at
-        elif at > span[1]:
-            span[1] = at
     for user_id, (lo, hi) in spans.items():
         for at, track_id in _stored_listens(conn, user_id, lo, hi, first):
             first.pop((user_id, at, track_id), None)
@@ -1500,6 +1497,9 @@ class SqliteGraphStore:
         return await self._write("enqueue_enrichment", go)
 
     async def claim_enrichment(self, source: str, *, limit: int, now: int) -> list[EnrichmentState]:
+        if limit <= 0:
+            return []
+
         def go(conn: Conn) -> list[EnrichmentState]:
             rows = conn.execute(
                 f"SELECT {_ENRICHMENT} FROM enrichment WHERE source = ? "
