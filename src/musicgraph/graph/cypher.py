@@ -145,7 +145,7 @@ CALL () {
   UNION
   UNWIND $mbids AS mbid MATCH (a:Artist {mbid: mbid}) RETURN a
 }
-RETURN a.id AS id, a.name AS name, a.mbid AS mbid, a.spotify_id AS spotify_id, a.url AS url
+RETURN collect(a {.id, .name, .mbid, .spotify_id, .url}) AS artists
 """
 
 LOAD_TRACKS_BY_KEYS = """
@@ -158,10 +158,7 @@ CALL () {
   UNION
   UNWIND $spotify_ids AS sid MATCH (t:Track {spotify_id: sid}) RETURN t
 }
-RETURN t.id AS id, t.title AS title, t.mbid AS mbid, t.isrc AS isrc,
-       t.spotify_id AS spotify_id, t.duration_ms AS duration_ms, t.album AS album,
-       COLLECT { MATCH (t)-[b:BY]->(a:Artist) RETURN a.id ORDER BY b.position, a.id LIMIT 1 }
-         AS artist_ids
+RETURN collect(t {.id, .title, .mbid, .isrc, .spotify_id, .duration_ms, .album}) AS tracks
 """
 
 CREATE_ARTISTS = """
@@ -306,7 +303,9 @@ MERGE (u)-[r:LISTENED]->(t)
   ON MATCH SET r.count = r.count + plays, r.skips = r.skips + skips,
                r.first_at = CASE WHEN first_at < r.first_at THEN first_at ELSE r.first_at END,
                r.last_at = CASE WHEN last_at > r.last_at THEN last_at ELSE r.last_at END
-RETURN [x IN fresh | x.i] AS created
+WITH fresh
+UNWIND fresh AS x
+RETURN collect(x.i) AS created
 """
 
 SET_ARTIST_LISTENS = """

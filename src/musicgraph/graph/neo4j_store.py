@@ -74,6 +74,8 @@ Row = dict[str, Any]
 #: Rows per UNWIND statement; a public write sends several statements in its one transaction.
 STATEMENT_ROWS = 10_000
 INDEX_WAIT_S = 300
+#: At most this many remembered ref -> track resolutions per store (then it starts over).
+RESOLVED_CACHE = 500_000
 _TRACK_FIELDS = (
     "album",
     "mbid",
@@ -233,6 +235,10 @@ class Neo4jGraphStore:
         self._owns_driver = owns_driver
         self._opened = False
         self._closed = False
+        # Track refs this store has resolved in committed batches, and the track they named:
+        # imports repeat the same refs batch after batch, and a ref keeps resolving to the same
+        # track, so those skip the catalogue lookup (the SQLite store does the same).
+        self._resolved: dict[TrackRef, str] = {}
 
     @property
     def _where(self) -> str:
@@ -649,16 +655,22 @@ class Neo4jGraphStore:
             refs: dict[TrackRef, int] = {}
             slots: list[int] = []
             clean: list[resolution.CleanTrack] = []
+            new_refs: list[TrackRef] = []
+            known = self._resolved
             for i, x in enumerate(listens):
                 if x.listened_at.__class__ is not int:
                     raise ValueError(
                         f"listen {i}: listened_at must be whole seconds since the epoch, "
                         f"got {x.listened_at!r}"
                     )
+                if x.track in known:
+                    slots.append(-1)
+                    continue
                 slot = refs.get(x.track)
                 if slot is None:
                     slot = refs[x.track] = len(clean)
                     clean.append(resolution.clean_track(x.track, f"listen {i}"))
+                    new_refs.append(x.track)
                 slots.append(slot)
             # Lock the users first (sorted, so concurrent batches queue instead of deadlocking):
             # it both proves they exist and keeps "already stored" true until the commit.
@@ -667,7 +679,12 @@ class Neo4jGraphStore:
             _raise_missing("user", user_ids, locked[0]["found"])
             plan = await _plan_tracks(tx, clean)
             await _apply_plan(tx, plan)
-            track_ids = [plan.ids[slot] for slot in slots]
+            track_ids = [
+                plan.ids[slot] if slot >= 0 else known[x.track]
+                for x, slot in zip(listens, slots, strict=True)
+            ]
+            resolved.clear()
+            resolved.update(zip(new_refs, plan.ids, strict=True))
             groups: dict[tuple[str, str], Row] = {}
             seen: set[tuple[str, str, int]] = set()
             for i, (x, track_id) in enumerate(zip(listens, track_ids, strict=True)):
@@ -705,7 +722,12 @@ class Neo4jGraphStore:
                 new_track_ids=tuple(t.id for t in plan.new_tracks),
             )
 
-        return await self._write(work, f"recording {len(listens)} listens")
+        resolved: dict[TrackRef, str] = {}
+        result = await self._write(work, f"recording {len(listens)} listens")
+        if len(self._resolved) + len(resolved) > RESOLVED_CACHE:
+            self._resolved.clear()
+        self._resolved.update(resolved)  # only now: the batch is committed
+        return result
 
     async def set_artist_listens(self, rows: Sequence[ArtistListen]) -> None:
         if not rows:
@@ -1228,7 +1250,8 @@ class Neo4jGraphStore:
 
 async def _run(tx: AsyncManagedTransaction, query: str, /, **params: Any) -> list[Row]:
     result = await tx.run(query, params)
-    return [record.data() async for record in result]
+    # Queries here return maps and lists, never nodes: skip data()'s recursive conversion.
+    return [dict(zip(record.keys(), record.values(), strict=True)) async for record in result]
 
 
 async def _run_rows(tx: AsyncManagedTransaction, query: str, rows: Sequence[Row]) -> None:
@@ -1271,16 +1294,17 @@ async def _load_artists(
         tx, cypher.LOAD_ARTISTS_BY_KEYS, ids=list(keys.artist_ids), mbids=list(keys.artist_mbids)
     )
     return [
-        resolution.KnownArtist(r["id"], r["name"], r["mbid"], r["spotify_id"], r["url"])
-        for r in rows
+        resolution.KnownArtist(a["id"], a["name"], a["mbid"], a["spotify_id"], a["url"])
+        for a in rows[0]["artists"]
     ]
 
 
 async def _plan_tracks(
     tx: AsyncManagedTransaction, clean: Sequence[resolution.CleanTrack]
 ) -> resolution.Plan:
+    if not clean:
+        return resolution.Plan()
     keys = resolution.track_keys(clean)
-    artists = await _load_artists(tx, keys)
     rows = await _run(
         tx,
         cypher.LOAD_TRACKS_BY_KEYS,
@@ -1291,18 +1315,31 @@ async def _plan_tracks(
     )
     tracks = [
         resolution.KnownTrack(
-            r["id"],
-            r["title"],
-            r["mbid"],
-            r["isrc"],
-            r["spotify_id"],
-            r["duration_ms"],
-            r["album"],
-            r["artist_ids"][0] if r["artist_ids"] else None,
+            t["id"], t["title"], t["mbid"], t["isrc"], t["spotify_id"], t["duration_ms"], t["album"]
         )
-        for r in rows
+        for t in rows[0]["tracks"]
     ]
+    # Only a ref that no stored track answers creates a track, and so needs its artist.
+    stored = resolution.Catalogue((), tracks)
+    creating = [c.artist for c in clean if not _matches_stored(c, stored)]
+    artists = await _load_artists(tx, resolution.artist_keys(creating)) if creating else []
     return resolution.plan_tracks(clean, resolution.Catalogue(artists, tracks))
+
+
+def _matches_stored(ref: resolution.CleanTrack, cat: resolution.Catalogue) -> bool:
+    """Whether the planner will match ``ref`` to a stored track (its lookup order and rules)."""
+    if ref.mbid and ref.mbid in cat.track_by_mbid:
+        return True
+    for candidate in (
+        cat.track_by_isrc.get(ref.isrc) if ref.isrc else None,
+        cat.track_by_spotify.get(ref.spotify_id) if ref.spotify_id else None,
+        cat.tracks.get(ref.key_id),
+    ):
+        # A candidate without an MBID may take another ref's MBID earlier in the batch and then
+        # refuse this one: count a ref with an MBID as matched only by a candidate carrying it.
+        if candidate is not None and (not ref.mbid or candidate.mbid == ref.mbid):
+            return True
+    return False
 
 
 async def _apply_plan(tx: AsyncManagedTransaction, plan: resolution.Plan) -> None:
