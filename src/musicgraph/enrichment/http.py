@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -164,7 +165,7 @@ class ResponseCache:
         try:
             if str(self.path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path)
+            self._db = await aiosqlite.connect(self.path, timeout=30.0)
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=NORMAL")
             await self._db.execute(
@@ -215,12 +216,20 @@ class ResponseCache:
             return
         async with self._lock:
             rows, self._pending = self._pending, {}
-            await self._db.executemany(
-                "INSERT OR REPLACE INTO responses (key, source, status, body, stored_at,"
-                " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(k, *v) for k, v in rows.items()],
-            )
-            await self._db.commit()
+            try:
+                await self._db.executemany(
+                    "INSERT OR REPLACE INTO responses (key, source, status, body, stored_at,"
+                    " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(k, *v) for k, v in rows.items()],
+                )
+                await self._db.commit()
+            except sqlite3.Error as exc:
+                # The cache only saves requests: a write it cannot make now is kept for the
+                # next flush, never turned into a failed enrichment.
+                with contextlib.suppress(sqlite3.Error):
+                    await self._db.rollback()
+                self._pending = {**rows, **self._pending}
+                log.warning("HTTP cache write deferred", path=str(self.path), error=str(exc))
 
     async def count(self) -> int:
         await self.flush()

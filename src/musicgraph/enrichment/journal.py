@@ -2,9 +2,9 @@
 
 The store leases claimed entries (``ENRICHMENT_CLAIM_LEASE`` seconds) so that two workers never
 take the same one. A worker killed mid-run leaves its leases behind; without help they would stay
-invisible until the lease runs out. The pipeline writes every claim here (a table in the HTTP
-cache's SQLite file) and removes it when the result is written; when it starts it releases what a
-previous process left, so a restart resumes at once. It is only an accelerator: losing the journal
+invisible until the lease runs out. The pipeline writes every claim here (a SQLite file next to
+the HTTP cache, ``<cache>.claims``) and removes it when the result is written; when it starts it
+releases what a previous process left, so a restart resumes at once. It is only an accelerator: losing the journal
 costs at most one lease period, never work.
 """
 
@@ -32,7 +32,7 @@ class ClaimJournal:
     async def open(self) -> ClaimJournal:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path)
+            self._db = await aiosqlite.connect(self.path, timeout=30.0)
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=NORMAL")
             await self._db.execute(

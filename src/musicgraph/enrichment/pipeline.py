@@ -255,7 +255,7 @@ class EnrichmentPipeline:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[dict[str, SourceProgress]] | None = None
         self._write_lock = asyncio.Lock()
-        self._journal = ClaimJournal(self.cache_path)
+        self._journal = ClaimJournal(_journal_path(self.cache_path))
         self._active: frozenset[str] = frozenset()
 
     # --- control -------------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ class EnrichmentPipeline:
         self, *, until_idle: bool = True, limit: int | None = None
     ) -> dict[str, SourceProgress]:
         cache = await ResponseCache(self.cache_path).open()
-        self._journal = await ClaimJournal(self.cache_path).open()
+        self._journal = await ClaimJournal(_journal_path(self.cache_path)).open()
         sources = build_sources(
             self.settings,
             self.monitor,
@@ -725,6 +725,11 @@ class EnrichmentPipeline:
                     changes[fld] = None
             out.append(replace(u, **changes) if changes else u)
         return out
+
+
+def _journal_path(cache_path: Path) -> Path:
+    """The claim journal lives next to the HTTP cache, in its own file (no lock shared)."""
+    return cache_path.with_name(cache_path.name + ".claims")
 
 
 def _unique_artists(refs: list[ArtistRef]) -> list[ArtistRef]:
