@@ -240,3 +240,14 @@ async def test_update_tracks_sets_identifiers_for_find(store: GraphStore) -> Non
     assert found.id == t.id
     assert [x.id for x in await store.find_tracks(isrc=ISRC, spotify_id=SPOTIFY)] == [t.id]
     assert await store.find_tracks(isrc="not an isrc") == []
+
+
+async def test_track_ref_artist_mbid_reaches_the_artist(store: GraphStore) -> None:
+    """A track ref's artist MBID is stored on its artist, which later refs then match by MBID."""
+    [t] = await store.resolve_tracks(
+        [TrackRef("Sigur Rós", "Svefn-g-englar", artist_mbid=ARTIST_MBID)]
+    )
+    [artist] = await store.get_artists(list(t.artist_ids))
+    assert artist is not None and artist.mbid == ARTIST_MBID
+    [same] = await store.upsert_artists([ArtistRef("Sigur Ros", mbid=ARTIST_MBID)])
+    assert same.id == artist.id

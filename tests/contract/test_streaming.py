@@ -136,3 +136,8 @@ async def test_every_stream_yields_each_row_once(store: GraphStore, alice: User,
     assert {
         e.position for e in [x for c in await chunks(store.iter_playlist_entries()) for x in c]
     } == set(range(6))
+
+
+async def test_ping_answers_on_an_open_store(store: GraphStore) -> None:
+    """ping returns quietly when the store is reachable."""
+    await store.ping()
