@@ -106,6 +106,8 @@ def _statements(script: str) -> Iterable[str]:
         if sqlite3.complete_statement(buf):
             yield buf
             buf = ""
+    if any(line.strip() and not line.strip().startswith("--") for line in buf.splitlines()):
+        yield buf  # an unterminated last statement: let SQLite say what is wrong with it
 
 
 def _now() -> int:
