@@ -1492,7 +1492,7 @@ class SqliteGraphStore:
             conn.executemany(
                 "INSERT OR IGNORE INTO enrichment (track_id, source, status, updated_at) "
                 "VALUES (?, ?, 'pending', ?)",
-                [(t, s, now) for t in dict.fromkeys(track_ids) for s in dict.fromkeys(sources)],
+                [(t, s, now) for t in sorted(set(track_ids)) for s in dict.fromkeys(sources)],
             )
             return conn.total_changes - before
 
