@@ -471,7 +471,7 @@ def _record_listens(
                 agg[3] = at
     if played:
         conn.executemany(_INSERT_PLAYED, played)
-        conn.executemany(_FOLD_LISTENED, [(*k, *v) for k, v in folded.items()])
+        conn.executemany(_FOLD_LISTENED, [(*k, *v) for k, v in sorted(folded.items())])
 
     mask = [False] * n
     for i in first.values():
