@@ -23,8 +23,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from musicgraph.graph.neo4j_store import Neo4jGraphStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER_DIR = REPO_ROOT / "neo4j-test-server"
@@ -179,6 +183,16 @@ class LocalNeo4j:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, so a killed session leaves no JVM."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the session's teardown still stops it
+        pass
+
+
 def start_local_server(java: str) -> LocalNeo4j:
     """Start the launcher on a free port with a fresh home; return once Bolt answers."""
     home = Path(tempfile.mkdtemp(prefix="musicgraph-neo4j-"))
@@ -188,7 +202,11 @@ def start_local_server(java: str) -> LocalNeo4j:
     command = [java, *JVM_FLAGS, "-cp", classpath, MAIN_CLASS, str(home / "data"), str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
     local = LocalNeo4j(process, home, log_path, Neo4jServer(uri=f"bolt://127.0.0.1:{port}"))
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -253,7 +271,7 @@ def neo4j_server() -> Iterator[Neo4jServer]:
         local.stop()
 
 
-async def open_clean_store(server: Neo4jServer) -> AsyncIterator[object]:
+async def open_clean_store(server: Neo4jServer) -> AsyncIterator[Neo4jGraphStore]:
     """An opened ``Neo4jGraphStore`` on an emptied database, closed afterwards."""
     from neo4j import AsyncGraphDatabase
 
