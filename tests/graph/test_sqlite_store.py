@@ -190,3 +190,32 @@ async def test_listened_at_must_be_whole_seconds(tmp_path: Path) -> None:
         bad = ListenInput(alice.id, TrackRef("A", "B"), 1.5, "x")  # type: ignore[arg-type]
         with pytest.raises(StoreError, match="listen 0"):
             await store.record_listens([bad])
+
+
+async def test_locked_file_is_unavailable_after_the_busy_timeout(tmp_path: Path) -> None:
+    """A write that waits longer than the busy timeout for another writer's lock raises
+    StoreUnavailableError caused by the sqlite3 error, and the store works once the lock is gone."""
+    path = tmp_path / "g.db"
+    async with SqliteGraphStore(path, busy_timeout=0.2) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreUnavailableError, match="locked") as info:
+                await store.create_user("Alice")
+            assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+            assert await store.count_users() == 0  # readers are not blocked in WAL mode
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        await store.create_user("Alice")
+        assert await store.count_users() == 1
+
+
+async def test_sqlite_errors_are_translated_with_their_cause(tmp_path: Path) -> None:
+    """A file that is not a database fails with StoreError whose cause is the sqlite3 error."""
+    path = tmp_path / "g.db"
+    path.write_bytes(b"\x00garbage" * 1000)
+    with pytest.raises(StoreError) as info:
+        await SqliteGraphStore(path).open()
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+    assert str(path) in str(info.value)
