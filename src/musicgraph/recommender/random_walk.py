@@ -71,6 +71,9 @@ class WalkParams:
     # the cap count the sampled item only.
     expected_arrival: bool = True
     expected_max_degree: int = 64
+    # sampled results keep only items with at least this many (expected) visits: below it the
+    # estimate is noise, and a popularity penalty would promote exactly that noise (Pixie's n_v)
+    min_visits: float = 2.0
     tol: float = 2e-2  # exact: stop once the mass still walking is below tol of the start
 
 
@@ -276,6 +279,12 @@ def pixie_walk(
     ).astype(np.float64)
     if params.boost:
         scores = scores**2
+    if params.min_visits > 0:
+        visits_per_item = np.bincount(
+            slot[seed_visits.indices], weights=seed_visits.data, minlength=items.size
+        )
+        enough = visits_per_item >= params.min_visits
+        items, scores = items[enough], scores[enough]
     return WalkResult(items.astype(np.int64), scores, seed_visits, steps, "pixie-sampled")
 
 
