@@ -278,34 +278,35 @@ REMOVE u.locked_by_batch
 RETURN collect(u.id) AS found
 """
 
-#: One row per (user, track) of the batch, carrying that pair's listens: the PLAYED edges not
-#: stored yet are created and folded into LISTENED, and their input indexes returned. Run with
-#: the batch's users locked (LOCK_USERS), so "not stored yet" holds until the commit.
-RECORD_LISTENS = """
+#: Which listens of the batch are stored already. A (user, track) pair can hold one of them
+#: only if its LISTENED edge exists and spans the group's times (LISTENED covers every PLAYED of
+#: the pair), so only those pairs read their PLAYED edges. One row per group: ``g`` its index.
+STORED_LISTENS = """
 UNWIND $groups AS g
+MATCH (u:User {id: g.user_id})-[l:LISTENED]->(t:Track {id: g.track_id})
+WHERE g.first_at <= l.last_at AND g.last_at >= l.first_at
+WITH g, COLLECT { MATCH (u)-[r:PLAYED]->(t) WHERE r.at IN g.ats RETURN r.at } AS ats
+WHERE size(ats) > 0
+RETURN collect({g: g.g, ats: ats}) AS stored
+"""
+
+#: The new listens of each (user, track) group: PLAYED edges, folded into LISTENED. Run with the
+#: batch's users locked (LOCK_USERS) since STORED_LISTENS, so "new" holds until the commit.
+WRITE_LISTENS = """
+UNWIND $rows AS g
 MATCH (u:User {id: g.user_id})
 MATCH (t:Track {id: g.track_id})
-WITH u, t, g, COLLECT { MATCH (u)-[r:PLAYED]->(t) RETURN r.at } AS stored
-WITH u, t, [x IN g.listens WHERE NOT x.at IN stored] AS fresh
-WHERE size(fresh) > 0
-CALL (u, t, fresh) {
-  UNWIND fresh AS x
-  CREATE (u)-[:PLAYED {at: x.at, source: x.source, ms_played: x.ms_played,
-                       skipped: x.skipped}]->(t)
-}
-WITH u, t, fresh,
-     size([x IN fresh WHERE NOT x.skipped]) AS plays,
-     size([x IN fresh WHERE x.skipped]) AS skips,
-     reduce(lo = fresh[0].at, x IN fresh | CASE WHEN x.at < lo THEN x.at ELSE lo END) AS first_at,
-     reduce(hi = fresh[0].at, x IN fresh | CASE WHEN x.at > hi THEN x.at ELSE hi END) AS last_at
 MERGE (u)-[r:LISTENED]->(t)
-  ON CREATE SET r.count = plays, r.skips = skips, r.first_at = first_at, r.last_at = last_at
-  ON MATCH SET r.count = r.count + plays, r.skips = r.skips + skips,
-               r.first_at = CASE WHEN first_at < r.first_at THEN first_at ELSE r.first_at END,
-               r.last_at = CASE WHEN last_at > r.last_at THEN last_at ELSE r.last_at END
-WITH fresh
-UNWIND fresh AS x
-RETURN collect(x.i) AS created
+  ON CREATE SET r.count = g.count, r.skips = g.skips, r.first_at = g.first_at,
+                r.last_at = g.last_at
+  ON MATCH SET r.count = r.count + g.count, r.skips = r.skips + g.skips,
+               r.first_at = CASE WHEN g.first_at < r.first_at THEN g.first_at
+                                 ELSE r.first_at END,
+               r.last_at = CASE WHEN g.last_at > r.last_at THEN g.last_at ELSE r.last_at END
+WITH u, t, g
+UNWIND g.listens AS x
+CREATE (u)-[:PLAYED {at: x.at, source: x.source, ms_played: x.ms_played,
+                     skipped: x.skipped}]->(t)
 """
 
 SET_ARTIST_LISTENS = """

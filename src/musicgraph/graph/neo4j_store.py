@@ -685,34 +685,63 @@ class Neo4jGraphStore:
             ]
             resolved.clear()
             resolved.update(zip(new_refs, plan.ids, strict=True))
-            groups: dict[tuple[str, str], Row] = {}
+            # Group the batch by (user, track); a repeat inside the batch: the first one counts.
+            groups: dict[tuple[str, str], list[int]] = {}
             seen: set[tuple[str, str, int]] = set()
             for i, (x, track_id) in enumerate(zip(listens, track_ids, strict=True)):
                 key = (x.user_id, track_id, x.listened_at)
-                if key in seen:
-                    continue  # a repeat inside the batch: the first one counts
-                seen.add(key)
-                group = groups.get(key[:2])
-                if group is None:
-                    group = groups[key[:2]] = {
-                        "user_id": x.user_id,
-                        "track_id": track_id,
-                        "listens": [],
-                    }
-                group["listens"].append(
+                if key not in seen:
+                    seen.add(key)
+                    groups.setdefault(key[:2], []).append(i)
+            pairs = list(groups.items())
+            probe = [
+                {
+                    "g": g,
+                    "user_id": user_id,
+                    "track_id": track_id,
+                    "ats": [listens[i].listened_at for i in members],
+                    "first_at": min(listens[i].listened_at for i in members),
+                    "last_at": max(listens[i].listened_at for i in members),
+                }
+                for g, ((user_id, track_id), members) in enumerate(pairs)
+            ]
+            stored: dict[int, set[int]] = {}
+            for chunk in _chunks(probe):
+                for found in (await _run(tx, cypher.STORED_LISTENS, groups=chunk))[0]["stored"]:
+                    stored[found["g"]] = set(found["ats"])
+            new_mask = [False] * len(listens)
+            writes: list[Row] = []
+            for g, ((user_id, track_id), members) in enumerate(pairs):
+                known_ats = stored.get(g)
+                fresh = [
+                    i for i in members if not known_ats or listens[i].listened_at not in known_ats
+                ]
+                if not fresh:
+                    continue
+                ats = [listens[i].listened_at for i in fresh]
+                skips = sum(1 for i in fresh if listens[i].skipped)
+                writes.append(
                     {
-                        "i": i,
-                        "at": x.listened_at,
-                        "source": x.source,
-                        "ms_played": x.ms_played,
-                        "skipped": bool(x.skipped),
+                        "user_id": user_id,
+                        "track_id": track_id,
+                        "count": len(fresh) - skips,
+                        "skips": skips,
+                        "first_at": min(ats),
+                        "last_at": max(ats),
+                        "listens": [
+                            {
+                                "at": listens[i].listened_at,
+                                "source": listens[i].source,
+                                "ms_played": listens[i].ms_played,
+                                "skipped": bool(listens[i].skipped),
+                            }
+                            for i in fresh
+                        ],
                     }
                 )
-            new_mask = [False] * len(listens)
-            for chunk in _chunks(list(groups.values())):
-                for r in await _run(tx, cypher.RECORD_LISTENS, groups=chunk):
-                    for i in r["created"]:
-                        new_mask[i] = True
+                for i in fresh:
+                    new_mask[i] = True
+            await _run_rows(tx, cypher.WRITE_LISTENS, writes)
             inserted = sum(new_mask)
             return ListenBatchResult(
                 inserted=inserted,
