@@ -417,12 +417,6 @@ MATCH (:User {id: $user_id})-[:FRIEND]->(f:User)
 RETURN f.id AS id ORDER BY f.id
 """
 
-USER_AND_TRACK_EXIST = """
-OPTIONAL MATCH (u:User {id: $user_id})
-OPTIONAL MATCH (t:Track {id: $track_id})
-RETURN u IS NOT NULL AS user, t IS NOT NULL AS track
-"""
-
 SET_RATING = """
 MATCH (u:User {id: $user_id})
 MATCH (t:Track {id: $track_id})

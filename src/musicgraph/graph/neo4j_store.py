@@ -410,7 +410,9 @@ class Neo4jGraphStore:
         try:
             rows = await self._write_query(cypher.CREATE_USER, f"creating user {name!r}", **params)
         except ConflictError as exc:
-            raise ConflictError(f"user name {name!r} is already taken") from exc
+            if "token_hash" in str(exc):
+                raise ConflictError("create_user: that token hash belongs to another user") from exc
+            raise ConflictError(f"user name {name.strip()!r} is already taken") from exc
         return _user(rows[0]["user"])
 
     async def ensure_users(self, names: Sequence[str], *, public: bool = False) -> list[User]:
@@ -461,21 +463,26 @@ class Neo4jGraphStore:
         return _user(rows[0]["user"]) if rows else None
 
     async def set_user_token_hash(self, user_id: str, token_hash: str | None) -> None:
-        rows = await self._write_query(
-            cypher.SET_USER_TOKEN_HASH,
-            f"setting the token of user {user_id!r}",
-            id=user_id,
-            token_hash=token_hash,
-        )
+        try:
+            rows = await self._write_query(
+                cypher.SET_USER_TOKEN_HASH,
+                f"setting the token of user {user_id!r}",
+                id=user_id,
+                token_hash=token_hash,
+            )
+        except ConflictError as exc:
+            raise ConflictError(
+                "set_user_token_hash: that token hash belongs to another user"
+            ) from exc
         if not rows or rows[0]["n"] == 0:
-            raise NotFoundError(f"no user with id {user_id!r}")
+            raise NotFoundError(f"unknown user id(s): {user_id}")
 
     async def set_user_public(self, user_id: str, public: bool) -> None:
         rows = await self._write_query(
             cypher.SET_USER_PUBLIC, f"updating user {user_id!r}", id=user_id, public=public
         )
         if not rows or rows[0]["n"] == 0:
-            raise NotFoundError(f"no user with id {user_id!r}")
+            raise NotFoundError(f"unknown user id(s): {user_id}")
 
     async def list_users(self, *, offset: int = 0, limit: int = 100) -> list[User]:
         rows = await self._read(
