@@ -528,6 +528,7 @@ class EnrichmentPipeline:
                 artists=tuple(a for a in (artists.get(i) for i in track.artist_ids) if a),
                 states=self._states_reader(track.id),
                 active_sources=self._active,
+                attempts=state.attempts,
             )
             out.append((state, ctx))
         if missing:

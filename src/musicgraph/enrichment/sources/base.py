@@ -55,6 +55,8 @@ class TrackContext:
     states: Callable[[], Awaitable[list[EnrichmentState]]] | None = None
     #: the sources with a running worker in this run (a source may wait for another's result)
     active_sources: frozenset[str] = frozenset()
+    #: how many times this (track, source) was tried or polled before
+    attempts: int = 0
 
     @property
     def artist_name(self) -> str:

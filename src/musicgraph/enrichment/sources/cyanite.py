@@ -31,7 +31,7 @@ from musicgraph.enrichment.sources.base import (
     http_error,
 )
 from musicgraph.errors import EnrichmentError, SourceDisabledError
-from musicgraph.graph.models import EnrichmentStatus, TrackUpdate
+from musicgraph.graph.models import EnrichmentState, EnrichmentStatus, TrackUpdate
 from musicgraph.health.monitor import HealthMonitor
 from musicgraph.settings import Settings
 
@@ -170,7 +170,19 @@ class CyaniteSource:
     async def enrich(self, ctx: TrackContext) -> EnrichmentResult:
         track = ctx.track
         if not track.spotify_id:
-            if self.spotify_configured and await self._spotify_pending(ctx):
+            spotify = await self._spotify_state(ctx) if self.spotify_configured else None
+            if spotify is not None and spotify.status is EnrichmentStatus.DONE and ctx.attempts < 3:
+                # Spotify finished after this track was read: read it again shortly.
+                return EnrichmentResult.deferred("Spotify found the track; reading it again", 1.0)
+            if (
+                spotify is not None
+                and spotify.status
+                in (
+                    EnrichmentStatus.PENDING,
+                    EnrichmentStatus.FAILED,
+                )
+                and spotify.not_before < 2**61
+            ):
                 if "spotify" in ctx.active_sources:
                     return EnrichmentResult.deferred(
                         "waiting for the Spotify source to find a Spotify id", self.poll
@@ -206,15 +218,13 @@ class CyaniteSource:
             return EnrichmentResult.deferred(f"Cyanite analysis {state.lower()}", self.poll)
         raise EnrichmentError(f"cyanite: unexpected analysis state {analysis.get('__typename')!r}")
 
-    async def _spotify_pending(self, ctx: TrackContext) -> bool:
+    async def _spotify_state(self, ctx: TrackContext) -> EnrichmentState | None:
         if ctx.states is None:
-            return False
+            return None
         for state in await ctx.states():
             if state.source == "spotify":
-                return state.status in (EnrichmentStatus.PENDING, EnrichmentStatus.FAILED) and (
-                    state.not_before < 2**61
-                )
-        return False
+                return state
+        return None
 
     def _result(self, ctx: TrackContext, result: dict[str, Any]) -> EnrichmentResult:
         bpm = (result.get("bpmPrediction") or {}).get("value")
