@@ -1,10 +1,12 @@
 """The durable enrichment pipeline: the queue lives in the store, workers per source drain it.
 
 The work is the enrichment state of every (track, source) pair in the store (DESIGN.md section 2):
-pending, done, failed (with attempts, last error and ``not_before``) or skipped. Nothing else is
-remembered between runs, so killing the process and starting it again resumes where it stopped:
-a state becomes ``done`` only after the results it stands for are written, and the writes are
+pending, done, failed (with attempts, last error and ``not_before``) or skipped. That is the only
+record of progress, so killing the process and starting it again resumes where it stopped: a
+state becomes ``done`` only after the results it stands for are written, and the writes are
 idempotent upserts, so an item interrupted half-way is simply done again (from the HTTP cache).
+Claims are leases in the store; a small journal (:mod:`musicgraph.enrichment.journal`) lets a
+restarted process release the leases its killed predecessor held instead of waiting them out.
 
 Per enabled source one worker claims due items (``claim_enrichment``), runs up to
 ``enrich_concurrency`` of them at once through the source (whose client keeps the source's rate),
