@@ -132,3 +132,21 @@ async def test_unreachable_server_is_store_unavailable() -> None:
             await store.ping()
     finally:
         await store.close()
+
+
+async def test_listens_older_than_the_newest_stored_are_still_checked(
+    neo4j_store: GraphStore,
+) -> None:
+    """After newer listens are stored, an older repeat is a duplicate and an older new one is new."""
+    [user] = await neo4j_store.ensure_users(["late"])
+    await neo4j_store.record_listens([_listen(user.id, 1_600_000_100)])
+    result = await neo4j_store.record_listens(
+        [_listen(user.id, 1_600_000_100), _listen(user.id, 1_600_000_050)]
+    )
+    assert result.new_mask == (False, True)
+    [[aggregate]] = await neo4j_store.get_aggregates([user.id])
+    assert (aggregate.count, aggregate.first_at, aggregate.last_at) == (
+        2,
+        1_600_000_050,
+        1_600_000_100,
+    )

@@ -270,12 +270,22 @@ SET t += row.props
 
 #: Write-locks the batch's users (in id order, so concurrent batches cannot deadlock for long):
 #: with the lock held, "which listens are stored already" stays true until the batch commits.
+#: Also answers, per user, the newest listen stored (``newest_listen_at``, kept by
+#: SET_NEWEST_LISTEN) and whether any is (a user without the property but with listens: unknown).
 LOCK_USERS = """
 UNWIND $ids AS id
 MATCH (u:User {id: id})
 SET u.locked_by_batch = true
 REMOVE u.locked_by_batch
-RETURN collect(u.id) AS found
+RETURN collect({id: u.id, newest: u.newest_listen_at,
+                has_played: EXISTS { (u)-[:PLAYED]->() }}) AS users
+"""
+
+SET_NEWEST_LISTEN = """
+UNWIND $rows AS row
+MATCH (u:User {id: row.id})
+SET u.newest_listen_at = CASE WHEN u.newest_listen_at IS NULL OR row.at > u.newest_listen_at
+                              THEN row.at ELSE u.newest_listen_at END
 """
 
 #: Which listens of the batch are stored already. A (user, track) pair can hold one of them

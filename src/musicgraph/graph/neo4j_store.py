@@ -682,8 +682,12 @@ class Neo4jGraphStore:
             # Lock the users first (sorted, so concurrent batches queue instead of deadlocking):
             # it both proves they exist and keeps "already stored" true until the commit.
             user_ids = sorted({x.user_id for x in listens})
-            locked = await _run(tx, cypher.LOCK_USERS, ids=user_ids)
-            _raise_missing("user", user_ids, locked[0]["found"])
+            locked = (await _run(tx, cypher.LOCK_USERS, ids=user_ids))[0]["users"]
+            _raise_missing("user", user_ids, (u["id"] for u in locked))
+            # The newest listen each user has stored (None: unknown, so check every listen).
+            newest: dict[str, int | None] = {
+                u["id"]: (u["newest"] if u["has_played"] else -1) for u in locked
+            }
             plan = await _plan_tracks(tx, clean)
             await _apply_plan(tx, plan)
             track_ids = [
@@ -701,17 +705,24 @@ class Neo4jGraphStore:
                     seen.add(key)
                     groups.setdefault(key[:2], []).append(i)
             pairs = list(groups.items())
-            probe = [
-                {
-                    "g": g,
-                    "user_id": user_id,
-                    "track_id": track_id,
-                    "ats": [listens[i].listened_at for i in members],
-                    "first_at": min(listens[i].listened_at for i in members),
-                    "last_at": max(listens[i].listened_at for i in members),
-                }
-                for g, ((user_id, track_id), members) in enumerate(pairs)
-            ]
+            # A group entirely newer than its user's newest stored listen cannot be stored:
+            # chronological imports and live scrobbles skip the lookup.
+            probe = []
+            for g, ((user_id, _track_id), members) in enumerate(pairs):
+                ats = [listens[i].listened_at for i in members]
+                floor = newest.get(user_id)
+                if floor is not None and min(ats) > floor:
+                    continue
+                probe.append(
+                    {
+                        "g": g,
+                        "user_id": user_id,
+                        "track_id": _track_id,
+                        "ats": ats,
+                        "first_at": min(ats),
+                        "last_at": max(ats),
+                    }
+                )
             stored: dict[int, set[int]] = {}
             for chunk in _chunks(probe):
                 for found in (await _run(tx, cypher.STORED_LISTENS, groups=chunk))[0]["stored"]:
@@ -749,6 +760,12 @@ class Neo4jGraphStore:
                 for i in fresh:
                     new_mask[i] = True
             await _run_rows(tx, cypher.WRITE_LISTENS, writes)
+            latest: dict[str, int] = {}
+            for w in writes:
+                latest[w["user_id"]] = max(latest.get(w["user_id"], w["last_at"]), w["last_at"])
+            await _run_rows(
+                tx, cypher.SET_NEWEST_LISTEN, [{"id": u, "at": at} for u, at in latest.items()]
+            )
             inserted = sum(new_mask)
             return ListenBatchResult(
                 inserted=inserted,
