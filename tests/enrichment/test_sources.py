@@ -245,3 +245,31 @@ def test_cyanite_key_names() -> None:
     assert parse_key("FsharpMinor") == (6, 0)
     assert parse_key("Ebmajor") == (3, 1)
     assert parse_key("nonsense") is None
+
+
+async def test_cyanite_rereads_a_track_spotify_just_finished(
+    settings_for: Callable[..., Settings], cache: ResponseCache
+) -> None:
+    """A track read before Spotify stored its id is deferred once to be read again, not skipped;
+    if the id is still missing after that, it is skipped; while Spotify is pending it waits."""
+    from musicgraph.enrichment.sources.cyanite import REREAD
+    from musicgraph.graph.models import EnrichmentState, EnrichmentStatus
+
+    src = CyaniteSource(settings_for(), monitor=HealthMonitor(), cache=cache)
+
+    def with_spotify(status: EnrichmentStatus, **kw: object) -> TrackContext:
+        async def states() -> list[EnrichmentState]:
+            return [EnrichmentState("tr_1", "spotify", status)]
+
+        base = ctx("Slowdive", "Alison")
+        return TrackContext(base.track, base.artists, states, frozenset({"spotify"}), **kw)  # type: ignore[arg-type]
+
+    try:
+        first = await src.enrich(with_spotify(EnrichmentStatus.DONE))
+        assert first.outcome is Outcome.DEFERRED and first.reason == REREAD
+        again = await src.enrich(with_spotify(EnrichmentStatus.DONE, last_reason=REREAD))
+        assert again.outcome is Outcome.SKIPPED
+        waiting = await src.enrich(with_spotify(EnrichmentStatus.PENDING))
+        assert waiting.outcome is Outcome.DEFERRED and "waiting" in (waiting.reason or "")
+    finally:
+        await src.aclose()

@@ -531,6 +531,7 @@ class EnrichmentPipeline:
                 states=self._states_reader(track.id),
                 active_sources=self._active,
                 attempts=state.attempts,
+                last_reason=state.last_error,
             )
             out.append((state, ctx))
         if missing:

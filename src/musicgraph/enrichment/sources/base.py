@@ -55,8 +55,9 @@ class TrackContext:
     states: Callable[[], Awaitable[list[EnrichmentState]]] | None = None
     #: the sources with a running worker in this run (a source may wait for another's result)
     active_sources: frozenset[str] = frozenset()
-    #: how many times this (track, source) was tried or polled before
+    #: how many times this (track, source) was tried or polled before, and why it was deferred
     attempts: int = 0
+    last_reason: str | None = None
 
     @property
     def artist_name(self) -> str:

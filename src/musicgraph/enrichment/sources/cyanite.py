@@ -38,6 +38,7 @@ from musicgraph.settings import Settings
 NAME = "cyanite"
 #: When to look again at a track whose Spotify id must come from a run that includes Spotify.
 LATER = 3600.0
+REREAD = "Spotify has finished this track; reading it again for its Spotify id"
 
 ANALYSIS_QUERY = """
 query SpotifyTrackAnalysis($id: ID!) {
@@ -171,9 +172,13 @@ class CyaniteSource:
         track = ctx.track
         if not track.spotify_id:
             spotify = await self._spotify_state(ctx) if self.spotify_configured else None
-            if spotify is not None and spotify.status is EnrichmentStatus.DONE and ctx.attempts < 3:
-                # Spotify finished after this track was read: read it again shortly.
-                return EnrichmentResult.deferred("Spotify found the track; reading it again", 1.0)
+            if (
+                spotify is not None
+                and spotify.status is EnrichmentStatus.DONE
+                and ctx.last_reason != REREAD
+            ):
+                # Spotify finished after this track was read: read it again (once) shortly.
+                return EnrichmentResult.deferred(REREAD, 1.0)
             if (
                 spotify is not None
                 and spotify.status
