@@ -40,7 +40,7 @@ ITEM_TAGS = sp.csr_matrix(
 
 
 def _hybrid(**weights: float) -> Hybrid:
-    return Hybrid(l2=1.0, factors=2, **weights)
+    return Hybrid(**{"l2": 1.0, "factors": 2, "w_als": 0.0, **weights})
 
 
 def test_tags_reach_an_artist_nobody_listened_to() -> None:

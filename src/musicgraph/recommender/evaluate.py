@@ -18,6 +18,7 @@ recomputes them, only ever from the validation split).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -296,7 +297,7 @@ def _methods() -> dict[str, Method]:
             "ItemKNN",
             ItemKNN,
             grid={
-                "weighting": ["binary", "log"],
+                "weighting": ["binary", "log", "bm25"],
                 "k": [100, 200, 400, 800, 1600],
                 "shrinkage": [0.0, 2.0, 5.0, 10.0, 20.0, 80.0],
             },
@@ -306,7 +307,7 @@ def _methods() -> dict[str, Method]:
             "RP3beta",
             RP3beta,
             grid={
-                "weighting": ["binary", "log"],
+                "weighting": ["binary", "log", "bm25"],
                 "alpha": [0.4, 0.5, 0.6, 0.7, 0.8, 1.0],
                 "beta": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
             },
@@ -316,7 +317,7 @@ def _methods() -> dict[str, Method]:
             "EASE",
             EASE,
             grid={
-                "weighting": ["binary", "log"],
+                "weighting": ["binary", "log", "bm25"],
                 "l2": [25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 400.0, 800.0],
             },
             bounds={"l2": (1e-3, 1e7)},
@@ -325,10 +326,10 @@ def _methods() -> dict[str, Method]:
             "ALS",
             _als_factory(),
             grid={
-                "weighting": ["binary", "log"],
+                "weighting": ["binary", "log", "bm25"],
                 "factors": [16, 32, 48, 64, 128],
                 "regularization": [0.1, 1.0, 3.0, 10.0, 30.0],
-                "alpha": [2.0, 4.0, 8.0, 16.0, 32.0],
+                "alpha": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
             },
             bounds={"factors": (2, 1024), "regularization": (1e-5, 1e4), "alpha": (0.01, 1e4)},
         ),
@@ -351,9 +352,7 @@ DEFAULT_METHOD = "Hybrid"
 
 def _extend(values: list[Any], at_low: bool, lo: float, hi: float) -> Any | None:
     """The next grid value beyond an edge (geometric for positive grids), None if out of bounds."""
-    if len(values) < 2 or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in values
-    ):
+    if len(values) < 2 or not _is_numeric(values):
         return None
     a, b = (values[1], values[0]) if at_low else (values[-2], values[-1])
     new = b * (b / a) if a > 0 and b > 0 else b + (b - a)
@@ -364,6 +363,10 @@ def _extend(values: list[Any], at_low: bool, lo: float, hi: float) -> Any | None
     return new
 
 
+def _is_numeric(values: list[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
 def tune(
     method: Method,
     evaluate: Callable[[dict[str, Any]], float],
@@ -372,11 +375,13 @@ def tune(
     max_extensions: int = 4,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], float, dict[str, list[Any]]]:
-    """Coordinate ascent over ``method.grid`` maximising ``evaluate(params)``; a parameter whose
-    best value sits on the edge of its grid gets the grid extended (within ``method.bounds``) so
-    the optimum ends up inside it. Returns the best params, their score and the final grid."""
-    grid = {k: list(v) for k, v in method.grid.items()}
-    current = {k: v[len(v) // 2] for k, v in grid.items()}
+    """Maximise ``evaluate(params)`` over ``method.grid``: every combination of the categorical
+    parameters (e.g. the weighting), each with coordinate ascent over the numeric ones. A numeric
+    parameter whose best value sits on the edge of its grid gets the grid extended (within
+    ``method.bounds``) so the optimum ends up inside it. Returns the best params, their score and
+    the grid searched for them."""
+    categorical = {k: list(v) for k, v in method.grid.items() if not _is_numeric(list(v))}
+    numeric = {k: list(v) for k, v in method.grid.items() if _is_numeric(list(v))}
     cache: dict[str, float] = {}
 
     def score(params: dict[str, Any]) -> float:
@@ -387,32 +392,40 @@ def tune(
                 log(f"  {method.name} {key} -> {cache[key]:.4f}")
         return cache[key]
 
-    best = score(current)
-    for _ in range(max_rounds):
-        changed = False
-        for name in grid:
-            extensions = 0
-            while True:
-                values = grid[name]
-                results = [(score({**current, name: v}), -i, v) for i, v in enumerate(values)]
-                top_score, _, top_value = max(results)
-                if top_score > best or (current[name] != top_value and top_score >= best):
-                    changed = changed or current[name] != top_value
-                    current = {**current, name: top_value}
-                    best = top_score
-                idx = values.index(current[name])
-                edge_low, edge_high = idx == 0, idx == len(values) - 1
-                if not (edge_low or edge_high) or extensions >= max_extensions:
-                    break
-                lo, hi = method.bounds.get(name, (-math.inf, math.inf))
-                new = _extend(values, edge_low, lo, hi)
-                if new is None:
-                    break
-                grid[name] = [new, *values] if edge_low else [*values, new]
-                extensions += 1
-        if not changed:
-            break
-    return current, best, grid
+    results: list[tuple[float, dict[str, Any], dict[str, list[Any]]]] = []
+    for combo in itertools.product(*categorical.values()):
+        fixed = dict(zip(categorical, combo, strict=True))
+        grid = {k: list(v) for k, v in numeric.items()}
+        current = {**fixed, **{k: v[len(v) // 2] for k, v in grid.items()}}
+        best = score(current)
+        for _ in range(max_rounds):
+            changed = False
+            for name in grid:
+                extensions = 0
+                while True:
+                    values = grid[name]
+                    tried = [(score({**current, name: v}), -i, v) for i, v in enumerate(values)]
+                    top_score, _, top_value = max(tried)
+                    if top_score > best:
+                        changed = changed or current[name] != top_value
+                        current = {**current, name: top_value}
+                        best = top_score
+                    idx = values.index(current[name])
+                    edge_low, edge_high = idx == 0, idx == len(values) - 1
+                    if not (edge_low or edge_high) or extensions >= max_extensions:
+                        break
+                    lo, hi = method.bounds.get(name, (-math.inf, math.inf))
+                    new = _extend(values, edge_low, lo, hi)
+                    if new is None:
+                        break
+                    grid[name] = [new, *values] if edge_low else [*values, new]
+                    extensions += 1
+            if not changed:
+                break
+        results.append((best, current, {**categorical, **grid}))
+    best_score, best_params, best_grid = max(results, key=lambda r: r[0])
+    ordered = {k: best_params[k] for k in method.grid}
+    return ordered, best_score, {k: best_grid[k] for k in method.grid}
 
 
 def load_tuned(path: Path = TUNED_PATH) -> dict[str, dict[str, Any]]:

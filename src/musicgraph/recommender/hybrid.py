@@ -11,6 +11,9 @@ counts, item-tag counts, user-user friendships), each cheap to serve from a prec
 - ``tag_knn``: item-item cosine of TF-IDF tag vectors (top ``tag_k``), applied to the user's
   listens; reaches artists no one has listened to yet.
 - ``tag_profile``: cosine between the user's tag profile (their listens' tag vectors) and items.
+- ``als``: implicit-feedback ALS factors on BM25-weighted plays (``implicit``, an optional extra;
+  set ``w_als=0`` to serve without it). Item factors are precomputed; a user's vector is a
+  small least-squares fold-in of their listens.
 
 Each component's scores are divided by the user's best score of that component over unheard
 items (so every component's top item scores 1), then summed with weights tuned on the validation
@@ -26,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
+from musicgraph.recommender.als import ALS
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
 from musicgraph.recommender.cooccurrence import cosine_similarity
 from musicgraph.recommender.ease import EASE
@@ -52,6 +56,7 @@ class _Components:
     tag_similarity: sp.csr_matrix | None  # items x items
     tag_vectors: sp.csr_matrix | None  # items x tags, unit rows
     profile_source: sp.csr_matrix  # users x items, row-normalised log plays
+    als: ALS | None
 
 
 # Components depend on the training data and a few parameters, not on the fusion weights: tuning
@@ -75,9 +80,15 @@ def _tag_vectors(item_tags: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _fit_components(
-    data: TrainingData, l2: float, factors: int, pop_exponent: float, tag_k: int, seed: int
+    data: TrainingData,
+    l2: float,
+    factors: int,
+    pop_exponent: float,
+    tag_k: int,
+    seed: int,
+    als_params: dict[str, Any] | None,
 ) -> _Components:
-    key = (l2, factors, pop_exponent, tag_k, seed)
+    key = (l2, factors, pop_exponent, tag_k, seed, sorted((als_params or {}).items()))
     for cached_data, cached_key, comps in _CACHE:
         if cached_data is data and cached_key == key:
             return comps
@@ -103,6 +114,10 @@ def _fit_components(
         tag_similarity = sp.csr_matrix(
             cosine_similarity(tag_vectors.T.tocsr(), shrinkage=0.0, k=tag_k)
         )
+    als = None
+    if als_params is not None:
+        als = ALS(**als_params, random_state=seed)
+        als.fit(data)
     comps = _Components(
         binary=binary,
         ease=ease,
@@ -113,6 +128,7 @@ def _fit_components(
         tag_similarity=tag_similarity,
         tag_vectors=tag_vectors,
         profile_source=log_plays,
+        als=als,
     )
     _CACHE.append((data, key, comps))
     del _CACHE[:-_CACHE_SIZE]
@@ -129,18 +145,20 @@ def _normalise_rows(scores: FloatArray, seen: sp.csr_matrix) -> FloatArray:
 
 
 class Hybrid(DenseScoringMixin):
-    """EASE + popularity-scaled PureSVD + friends + tag neighbours + tag profile, fused."""
+    """EASE + popularity-scaled PureSVD + ALS + friends + tag neighbours + tag profile, fused.
+
+    ``l2``, ``factors``, ``pop_exponent``, ``tag_k`` (the components' own parameters) were tuned
+    on the validation split with the fusion; the fusion weights and ``als_alpha`` are the grid.
+    """
 
     name = "Hybrid"
     GRID: ClassVar[dict[str, list[Any]]] = {
-        "l2": [50.0, 100.0, 200.0],
-        "factors": [32, 64, 128],
-        "pop_exponent": [0.0, 0.25, 0.5],
+        "w_als": [1.0, 1.5, 2.0, 3.0],
         "w_svd": [0.5, 1.0, 1.5, 2.0, 3.0],
-        "w_friends": [0.2, 0.5, 0.7, 1.0],
-        "w_tag_knn": [0.3, 0.7, 1.0, 1.5],
-        "w_tag_profile": [0.1, 0.3, 0.5],
-        "tag_k": [25, 50, 100],
+        "w_friends": [0.3, 0.5, 0.7, 1.0],
+        "w_tag_knn": [0.5, 0.7, 1.0, 1.5],
+        "w_tag_profile": [0.3, 0.5, 0.8, 1.4],
+        "als_alpha": [0.5, 1.0, 2.0],
     }
     BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
         "l2": (1e-3, 1e6),
@@ -151,19 +169,25 @@ class Hybrid(DenseScoringMixin):
         "w_tag_knn": (0.0, 20.0),
         "w_tag_profile": (0.0, 20.0),
         "tag_k": (5, 2000),
+        "w_als": (0.0, 20.0),
+        "als_alpha": (0.05, 100.0),
     }
 
     def __init__(
         self,
         *,
-        l2: float = 100.0,
+        l2: float = 50.0,
         factors: int = 64,
         pop_exponent: float = 0.25,
         w_svd: float = 1.5,
-        w_friends: float = 0.5,
-        w_tag_knn: float = 0.7,
-        w_tag_profile: float = 0.3,
+        w_friends: float = 0.7,
+        w_tag_knn: float = 1.0,
+        w_tag_profile: float = 0.5,
         tag_k: int = 50,
+        w_als: float = 2.0,
+        als_factors: int = 48,
+        als_regularization: float = 30.0,
+        als_alpha: float = 1.0,
         random_state: int = 0,
     ) -> None:
         self.l2 = l2
@@ -174,12 +198,30 @@ class Hybrid(DenseScoringMixin):
         self.w_tag_knn = w_tag_knn
         self.w_tag_profile = w_tag_profile
         self.tag_k = tag_k
+        self.w_als = w_als
+        self.als_factors = als_factors
+        self.als_regularization = als_regularization
+        self.als_alpha = als_alpha
         self.random_state = random_state
         self._c: _Components | None = None
 
     def fit(self, data: TrainingData) -> None:
+        als_params = None
+        if self.w_als:
+            als_params = {
+                "factors": self.als_factors,
+                "regularization": self.als_regularization,
+                "alpha": self.als_alpha,
+                "weighting": "bm25",
+            }
         self._c = _fit_components(
-            data, self.l2, self.factors, self.pop_exponent, self.tag_k, self.random_state
+            data,
+            self.l2,
+            self.factors,
+            self.pop_exponent,
+            self.tag_k,
+            self.random_state,
+            als_params,
         )
         self._seen = self._c.binary
 
@@ -192,6 +234,8 @@ class Hybrid(DenseScoringMixin):
         out: dict[str, FloatArray] = {"ease": c.ease.score(users)}
         if self.w_svd:
             out["svd"] = np.asarray((x @ sp.diags(c.svd_scale) @ c.svd_items) @ c.svd_items.T)
+        if self.w_als and c.als is not None:
+            out["als"] = c.als.score(users)
         if self.w_friends and c.user_friends is not None:
             out["friends"] = np.asarray((c.user_friends[users] @ c.friends_source).toarray())
         if self.w_tag_knn and c.tag_similarity is not None:
@@ -207,6 +251,7 @@ class Hybrid(DenseScoringMixin):
         return {
             "ease": 1.0,
             "svd": self.w_svd,
+            "als": self.w_als,
             "friends": self.w_friends,
             "tag_knn": self.w_tag_knn,
             "tag_profile": self.w_tag_profile,
