@@ -8,9 +8,9 @@ asked once per artist). Errors arrive as ``{"error": code, "message": ...}``, so
 against the breaker), 11/16/8 = temporary (retry), 26 = suspended key and 10 = invalid key (the
 breaker opens and the source is reported disabled for this run).
 
-Track MBIDs are MusicBrainz's to set: if Last.fm wrote them too, what MusicBrainz asks (a lookup
-or a search) would depend on which source reached a track first, and a second run could not be
-answered from the cache.
+Track MBIDs are MusicBrainz's to set (also those of similar tracks, which are matched by artist
+and title): if Last.fm wrote them too, what MusicBrainz asks (a lookup or a search) would depend
+on which source reached a track first, and a second run could not be answered from the cache.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class LastfmSource:
                 ref=TrackRef(
                     artist=str((s.get("artist") or {}).get("name", "")),
                     title=str(s.get("name", "")),
-                    mbid=str(s["mbid"]) if is_mbid(str(s.get("mbid") or "")) else None,
+                    # no track MBID: those are MusicBrainz's to set (see the module docstring)
                     artist_mbid=(
                         str(s["artist"]["mbid"])
                         if is_mbid(str((s.get("artist") or {}).get("mbid") or ""))
