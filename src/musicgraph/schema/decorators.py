@@ -14,8 +14,12 @@ import strawberry
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def field(*, description: str) -> Callable[[F], F]:
-    return cast(Callable[[F], F], strawberry.field(description=description))
+def field(*, description: str, graphql_type: Any = None) -> Callable[[F], F]:
+    """``graphql_type`` gives the field's type when the resolver's annotation cannot: a resolver
+    that returns attached data when its parent prefetched it, and an awaitable otherwise."""
+    return cast(
+        Callable[[F], F], strawberry.field(description=description, graphql_type=graphql_type)
+    )
 
 
 def mutation(*, description: str) -> Callable[[F], F]:

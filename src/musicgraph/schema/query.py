@@ -17,7 +17,7 @@ from musicgraph.schema.types.enrichment import EnrichmentJob, EnrichmentQueue
 from musicgraph.schema.types.errors import AccessDenied, InvalidInput, NotFound, Unavailable
 from musicgraph.schema.types.health import SourceHealth
 from musicgraph.schema.types.playlist import Playlist
-from musicgraph.schema.types.recommendation import ItemKind, RecommendationList
+from musicgraph.schema.types.recommendation import ItemKind, RecommendationList, attach_items
 from musicgraph.schema.types.stats import ListeningStats, Period
 from musicgraph.schema.types.user import User
 
@@ -104,19 +104,28 @@ class Query:
         seeds: list[strawberry.ID] | None = None,
         controls: RecommendationControls | None = None,
     ) -> RecommendationsResult:
-        return await recommendations.recommend(
+        result = await recommendations.recommend(
             info.context, user, kind, limit, [str(s) for s in seeds or []], controls
         )
+        if isinstance(result, RecommendationList):
+            await attach_items(info, result)
+        return result
 
     @field(description="Tracks listened to by the same people, with the evidence.")
     async def similar_tracks(self, info: Info, id: strawberry.ID, limit: int = 20) -> SimilarResult:
-        return await recommendations.similar(info.context, id, ItemKind.TRACK, limit)
+        result = await recommendations.similar(info.context, id, ItemKind.TRACK, limit)
+        if isinstance(result, RecommendationList):
+            await attach_items(info, result)
+        return result
 
     @field(description="Artists listened to by the same people, with the evidence.")
     async def similar_artists(
         self, info: Info, id: strawberry.ID, limit: int = 20
     ) -> SimilarResult:
-        return await recommendations.similar(info.context, id, ItemKind.ARTIST, limit)
+        result = await recommendations.similar(info.context, id, ItemKind.ARTIST, limit)
+        if isinstance(result, RecommendationList):
+            await attach_items(info, result)
+        return result
 
     @field(description="What a user played over a period (their own, or any: admin).")
     async def listening_stats(

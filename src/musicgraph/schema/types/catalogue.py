@@ -6,11 +6,14 @@ request's DataLoaders.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Iterable
+
 import strawberry
 
 from musicgraph.graph import models
 from musicgraph.schema.context import Info
 from musicgraph.schema.decorators import field
+from musicgraph.schema.loaders import Loaders
 from musicgraph.schema.types.connection import Connection, offset_connection, offset_window
 
 MB_RECORDING = "https://musicbrainz.org/recording/"
@@ -45,6 +48,8 @@ class Track:
     moods: list[str]
     genres: list[str]
     artist_ids: strawberry.Private[tuple[str, ...]]
+    #: the credited artists, when the parent resolver loaded them (see :func:`attach_artists`)
+    prefetched_artists: strawberry.Private[list[Artist] | None] = None
 
     @classmethod
     def from_model(cls, t: models.Track) -> Track:
@@ -71,9 +76,16 @@ class Track:
     def musicbrainz_url(self) -> str | None:
         return MB_RECORDING + self.mbid if self.mbid else None
 
-    @field(description="The credited artists, in credit order.")
-    async def artists(self, info: Info) -> list[Artist]:
-        found = await info.context.loaders.artist.load_many(list(self.artist_ids))
+    @field(description="The credited artists, in credit order.", graphql_type=list["Artist"])
+    def artists(self, info: Info) -> list[Artist] | Awaitable[list[Artist]]:
+        # Synchronous when the parent attached the artists: a list of tracks then costs no
+        # coroutine and no DataLoader future per track.
+        if self.prefetched_artists is not None:
+            return self.prefetched_artists
+        return self._load_artists(info.context.loaders)
+
+    async def _load_artists(self, loaders: Loaders) -> list[Artist]:
+        found = await loaders.artist.load_many(list(self.artist_ids))
         return [Artist.from_model(a) for a in found if a is not None]
 
     @field(description="Tags, most applied first.")
@@ -131,6 +143,35 @@ class Artist:
             (tracks,) = await ctx.store.tracks_by_artists([str(self.id)], limit=end)
         page = [Track.from_model(t) for t in tracks[window.offset : end]]
         return offset_connection(page, window, total)
+
+
+async def load_artists(loaders: Loaders, ids: Iterable[str]) -> dict[str, Artist]:
+    """The artists of ``ids`` that exist, by id, in one DataLoader batch."""
+    wanted = list(dict.fromkeys(ids))
+    found = await loaders.artist.load_many(wanted)
+    return {a.id: Artist.from_model(a) for a in found if a is not None}
+
+
+async def attach_artists(loaders: Loaders, tracks: Iterable[Track]) -> None:
+    """Load the credited artists of all ``tracks`` in one batch and attach them, so each
+    track's ``artists`` field answers synchronously."""
+    tracks = list(tracks)
+    artists = await load_artists(loaders, (a for t in tracks for a in t.artist_ids))
+    for t in tracks:
+        t.prefetched_artists = [artists[a] for a in t.artist_ids if a in artists]
+
+
+async def load_tracks(
+    loaders: Loaders, ids: Iterable[str], *, with_artists: bool
+) -> dict[str, Track]:
+    """The tracks of ``ids`` that exist, by id, in one DataLoader batch (and their artists in a
+    second one when ``with_artists``)."""
+    wanted = list(dict.fromkeys(ids))
+    found = await loaders.track.load_many(wanted)
+    tracks = {t.id: Track.from_model(t) for t in found if t is not None}
+    if with_artists:
+        await attach_artists(loaders, tracks.values())
+    return tracks
 
 
 @strawberry.type(description="A tag, and the tracks and artists carrying it.")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from musicgraph.graph import models
 from musicgraph.schema.context import Info
-from musicgraph.schema.types.catalogue import Track
+from musicgraph.schema.decorators import field
+from musicgraph.schema.loaders import Loaders
+from musicgraph.schema.types.catalogue import Track, load_tracks
 
 if TYPE_CHECKING:
     from musicgraph.schema.types.user import User
@@ -22,6 +25,9 @@ class Listen:
     skipped: bool
     track_id: strawberry.ID
     user_id: strawberry.ID
+    #: set (with the track, or ``None`` when it does not exist) by :func:`attach_tracks`
+    track_attached: strawberry.Private[bool] = False
+    attached_track: strawberry.Private[Track | None] = None
 
     @classmethod
     def from_model(cls, listen: models.Listen) -> Listen:
@@ -34,9 +40,14 @@ class Listen:
             user_id=strawberry.ID(listen.user_id),
         )
 
-    @strawberry.field
-    async def track(self, info: Info) -> Track | None:
-        found = await info.context.loaders.track.load(str(self.track_id))
+    @field(description="The track played.", graphql_type=Track | None)
+    def track(self, info: Info) -> Track | Awaitable[Track | None] | None:
+        if self.track_attached:  # synchronous: the listens' resolver loaded the tracks
+            return self.attached_track
+        return self._load_track(info.context.loaders)
+
+    async def _load_track(self, loaders: Loaders) -> Track | None:
+        found = await loaders.track.load(str(self.track_id))
         return Track.from_model(found) if found is not None else None
 
     @strawberry.field
@@ -47,3 +58,14 @@ class Listen:
 
         found = await info.context.loaders.user.load(str(self.user_id))
         return User.from_model(found) if found is not None else None
+
+
+async def attach_tracks(loaders: Loaders, listens: list[Listen], *, with_artists: bool) -> None:
+    """Load the tracks of ``listens`` in one DataLoader batch (their artists in a second one when
+    ``with_artists``) and attach them, so ``track`` answers synchronously."""
+    tracks = await load_tracks(
+        loaders, (str(x.track_id) for x in listens), with_artists=with_artists
+    )
+    for x in listens:
+        x.attached_track = tracks.get(str(x.track_id))
+        x.track_attached = True

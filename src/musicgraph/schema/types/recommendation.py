@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from enum import Enum
 from typing import Annotated, Any
 
@@ -9,7 +10,9 @@ import strawberry
 
 from musicgraph.schema.context import Info
 from musicgraph.schema.decorators import field
-from musicgraph.schema.types.catalogue import Artist, Track
+from musicgraph.schema.loaders import Loaders
+from musicgraph.schema.selection import selects
+from musicgraph.schema.types.catalogue import Artist, Track, load_artists, load_tracks
 
 
 @strawberry.enum
@@ -22,7 +25,10 @@ Item = Annotated[Track | Artist, strawberry.union("Item")]
 
 
 async def load_item(info: Info, kind: str, item_id: str) -> Track | Artist | None:
-    loaders = info.context.loaders
+    return await _load_item(info.context.loaders, kind, item_id)
+
+
+async def _load_item(loaders: Loaders, kind: str, item_id: str) -> Track | Artist | None:
     if kind == "track":
         track = await loaders.track.load(item_id)
         return Track.from_model(track) if track is not None else None
@@ -54,10 +60,15 @@ class Recommendation:
     kind: ItemKind
     score: float
     reasons: list[Reason]
+    #: set (with the item, or ``None`` when it does not exist) by :func:`attach_items`
+    item_attached: strawberry.Private[bool] = False
+    attached_item: strawberry.Private[Track | Artist | None] = None
 
-    @strawberry.field
-    async def item(self, info: Info) -> Item | None:
-        return await load_item(info, self.kind.value, str(self.item_id))
+    @field(description="The recommended track or artist.", graphql_type=Item | None)
+    def item(self, info: Info) -> Track | Artist | Awaitable[Track | Artist | None] | None:
+        if self.item_attached:  # synchronous: the list's resolver loaded the items
+            return self.attached_item
+        return _load_item(info.context.loaders, self.kind.value, str(self.item_id))
 
 
 @strawberry.type(description="A ranked list of recommendations and how it was computed.")
@@ -98,6 +109,27 @@ def recommendation_list(result: Any, user_id: str | None, kind: ItemKind) -> Rec
             for r in result.items
         ],
     )
+
+
+async def attach_items(info: Info, result: RecommendationList) -> None:
+    """When the query asks for ``items { item }``, load the items in one DataLoader batch per
+    kind (the tracks' artists in one more, when asked for) and attach them, so ``item`` and the
+    tracks' ``artists`` answer synchronously. ``info`` is the field returning ``result``."""
+    if not result.items or not selects(info, "items", "item"):
+        return
+    loaders = info.context.loaders
+    ids = {kind: [str(r.item_id) for r in result.items if r.kind is kind] for kind in ItemKind}
+    items: dict[tuple[ItemKind, str], Track | Artist] = {}
+    if ids[ItemKind.TRACK]:
+        with_artists = selects(info, "items", "item", "artists")
+        tracks = await load_tracks(loaders, ids[ItemKind.TRACK], with_artists=with_artists)
+        items.update(((ItemKind.TRACK, i), t) for i, t in tracks.items())
+    if ids[ItemKind.ARTIST]:
+        artists = await load_artists(loaders, ids[ItemKind.ARTIST])
+        items.update(((ItemKind.ARTIST, i), a) for i, a in artists.items())
+    for r in result.items:
+        r.attached_item = items.get((r.kind, str(r.item_id)))
+        r.item_attached = True
 
 
 @strawberry.type(description="One community of a user's artists (their tastes), heaviest first.")

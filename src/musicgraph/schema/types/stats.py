@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from enum import Enum
 
 import strawberry
 
 from musicgraph.schema.context import Info
-from musicgraph.schema.types.catalogue import Artist, TagCount, Track
+from musicgraph.schema.decorators import field
+from musicgraph.schema.loaders import Loaders
+from musicgraph.schema.types.catalogue import Artist, TagCount, Track, load_artists
 
 
 @strawberry.enum(description="A period ending now.")
@@ -30,11 +33,28 @@ PERIOD_SECONDS: dict[Period, int | None] = {
 class ArtistCount:
     artist_id: strawberry.ID
     count: int
+    #: set (with the artist, or ``None`` when it does not exist) by
+    #: :func:`attach_artists_to_counts`
+    artist_attached: strawberry.Private[bool] = False
+    attached_artist: strawberry.Private[Artist | None] = None
 
-    @strawberry.field
-    async def artist(self, info: Info) -> Artist | None:
-        found = await info.context.loaders.artist.load(str(self.artist_id))
+    @field(description="The artist counted.", graphql_type=Artist | None)
+    def artist(self, info: Info) -> Artist | Awaitable[Artist | None] | None:
+        if self.artist_attached:  # synchronous: the parent loaded the artists
+            return self.attached_artist
+        return self._load_artist(info.context.loaders)
+
+    async def _load_artist(self, loaders: Loaders) -> Artist | None:
+        found = await loaders.artist.load(str(self.artist_id))
         return Artist.from_model(found) if found is not None else None
+
+
+async def attach_artists_to_counts(loaders: Loaders, counts: list[ArtistCount]) -> None:
+    """Load the artists of ``counts`` in one DataLoader batch and attach them."""
+    artists = await load_artists(loaders, (str(c.artist_id) for c in counts))
+    for c in counts:
+        c.attached_artist = artists.get(str(c.artist_id))
+        c.artist_attached = True
 
 
 @strawberry.type

@@ -11,6 +11,7 @@ from musicgraph.errors import RecommenderError
 from musicgraph.graph import models
 from musicgraph.schema.context import Info, PublicError
 from musicgraph.schema.decorators import field
+from musicgraph.schema.selection import selects
 from musicgraph.schema.types.catalogue import Track
 from musicgraph.schema.types.connection import (
     DEFAULT_PAGE,
@@ -21,10 +22,16 @@ from musicgraph.schema.types.connection import (
     decode_cursor,
     encode_cursor,
 )
-from musicgraph.schema.types.listen import Listen
+from musicgraph.schema.types.listen import Listen, attach_tracks
 from musicgraph.schema.types.playlist import Playlist
 from musicgraph.schema.types.recommendation import TasteCluster
-from musicgraph.schema.types.stats import ArtistCount, ListeningStats, Period, TrackCount
+from musicgraph.schema.types.stats import (
+    ArtistCount,
+    ListeningStats,
+    Period,
+    TrackCount,
+    attach_artists_to_counts,
+)
 
 #: how far past a ``before`` cursor one scan for newer listens looks at first (doubles each time)
 _SCAN_SECONDS = 7 * 86400
@@ -42,15 +49,26 @@ class Rating:
         return Track.from_model(found) if found is not None else None
 
 
-def _listen_connection(
+async def _listen_connection(
+    info: Info,
     rows: list[models.Listen],
     count: Callable[[], Awaitable[int]],
     *,
     has_next: bool,
     has_previous: bool,
 ) -> Connection[Listen]:
+    listens = [Listen.from_model(r) for r in rows]
+    # Load the page's tracks (and their artists) here, one batch each, when the query asks for
+    # them: the listens' `track` and the tracks' `artists` then resolve synchronously.
+    for node in ("edges", "node"), ("nodes",):
+        if selects(info, *node, "track"):
+            await attach_tracks(
+                info.context.loaders, listens, with_artists=selects(info, *node, "track", "artists")
+            )
+            break
     edges = [
-        Edge(cursor=encode_cursor("t", r.listened_at), node=Listen.from_model(r)) for r in rows
+        Edge(cursor=encode_cursor("t", r.listened_at), node=n)
+        for r, n in zip(rows, listens, strict=True)
     ]
     return Connection(
         edges=edges,
@@ -105,8 +123,8 @@ class User:
             rows = await ctx.store.recent_listens(
                 uid, before=older_than, limit=n + 1, include_skips=include_skips
             )
-            return _listen_connection(
-                rows[:n], total, has_next=len(rows) > n, has_previous=after is not None
+            return await _listen_connection(
+                info, rows[:n], total, has_next=len(rows) > n, has_previous=after is not None
             )
         if before is None or include_skips:
             raise PublicError(
@@ -124,7 +142,9 @@ class User:
             span *= 4
         page = rows[:last]
         page.reverse()
-        return _listen_connection(page, total, has_next=True, has_previous=len(rows) > last)
+        return await _listen_connection(
+            info, page, total, has_next=True, has_previous=len(rows) > last
+        )
 
     @strawberry.field
     async def listen_count(self, info: Info) -> int | None:
@@ -155,7 +175,10 @@ class User:
         if not info.context.may_read_private(str(self.id)):
             return None
         check_page_size(limit, "limit", info.context.settings.max_page_size)
-        return await top_artists(info.context, str(self.id), limit)
+        counts = await top_artists(info.context, str(self.id), limit)
+        if selects(info, "artist"):
+            await attach_artists_to_counts(info.context.loaders, counts)
+        return counts
 
     @field(description="All-time top tracks by play count.")
     async def top_tracks(self, info: Info, limit: int = 10) -> list[TrackCount] | None:
