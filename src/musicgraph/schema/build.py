@@ -28,6 +28,7 @@ from strawberry.types import ExecutionContext
 
 from musicgraph.logging import get_logger
 from musicgraph.schema.context import Context, PublicError
+from musicgraph.schema.execution import FastLeafExecutionContext
 from musicgraph.schema.mutation import Mutation
 from musicgraph.schema.query import Query
 from musicgraph.schema.subscription import Subscription
@@ -131,6 +132,7 @@ def build_schema(settings: Settings) -> MusicgraphSchema:
         subscription=Subscription,
         types=list(ERROR_TYPES),
         extensions=extensions,
+        execution_context_class=FastLeafExecutionContext,
     )
 
 

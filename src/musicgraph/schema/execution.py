@@ -1,0 +1,106 @@
+"""A faster path through graphql-core for the most common field: a plain attribute of a scalar or
+enum type.
+
+graphql-core executes every field the same way: it builds a ``GraphQLResolveInfo``, calls
+Strawberry's resolver wrapper (which calls ``getattr``), then completes the value through the
+non-null wrapper and the leaf type. A recommendation list with its reasons is several hundred such
+fields, and that machinery was most of the request's CPU. For a field that Strawberry itself
+treats as basic (no resolver, no field extensions, no arguments) and whose type is a scalar or an
+enum, :class:`FastLeafExecutionContext` reads the attribute and coerces it directly; whenever the
+value is anything but plainly valid (``None`` for a non-null field, an exception, a value the
+scalar refuses) it hands the field to graphql-core's own path, so errors are reported exactly as
+before. Schema extensions that wrap resolvers (``resolve`` hooks, middleware) turn the fast path
+off for the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    Undefined,
+)
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.field import StrawberryField
+
+
+class _Leaf(NamedTuple):
+    python_name: str
+    coerce: Any  # the leaf type's coerce_output_value
+    nullable: bool
+
+
+_Table = dict[tuple[str, str], _Leaf]
+_tables: WeakKeyDictionary[GraphQLSchema, _Table] = WeakKeyDictionary()
+
+
+def _leaf_table(schema: GraphQLSchema) -> _Table:
+    """The fast-path fields of ``schema``, by (object type, field name); built once per schema."""
+    table = _tables.get(schema)
+    if table is not None:
+        return table
+    table = {}
+    for type_ in schema.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
+            continue
+        for name, field in type_.fields.items():
+            definition = (field.extensions or {}).get("strawberry-definition")
+            if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+                continue
+            if field.args or not getattr(field.resolve, "_is_default", False):
+                continue
+            if definition.default_resolver is not getattr:
+                continue
+            leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+            if not isinstance(leaf, (GraphQLScalarType, GraphQLEnumType)):
+                continue
+            nullable = not isinstance(field.type, GraphQLNonNull)
+            table[type_.name, name] = _Leaf(
+                definition.python_name, leaf.coerce_output_value, nullable
+            )
+    _tables[schema] = table
+    return table
+
+
+class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context with the plain-attribute leaf fast path."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager = self.middleware_manager
+        self._leaves = (
+            _leaf_table(self.schema) if manager is None or not manager.middlewares else {}
+        )
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        node = field_details_list[0].node
+        leaf = self._leaves.get((parent_type.name, node.name.value))
+        if leaf is not None and not node.arguments:
+            value = getattr(source, leaf.python_name, Undefined)
+            if value is None:
+                if leaf.nullable:
+                    return None
+            elif value is not Undefined and not isinstance(value, Exception):
+                try:
+                    coerced = leaf.coerce(value)
+                except Exception:
+                    coerced = None  # graphql-core's path reports it
+                if coerced is not None and coerced is not Undefined:
+                    return coerced
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
