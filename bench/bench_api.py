@@ -5,9 +5,9 @@ Two operations, on the demo graph:
 (a) a user page: the user, 20 recent listens with their tracks and artists, and top artists;
 (b) 20 recommended tracks with their reasons.
 
-Each is measured three ways: over HTTP against ``musicgraph serve`` (one uvicorn worker, a separate
-process), executed in-process by Strawberry (``schema.execute``), and executed in-process by
-graphql-core directly (``graphql.graphql`` on the schema Strawberry built, with the same
+Each is measured three ways: over HTTP against ``musicgraph serve`` (``--workers`` uvicorn
+workers, default one, in separate processes), executed in-process by Strawberry
+(``schema.execute``), and executed in-process by graphql-core directly (``graphql.graphql`` on the schema Strawberry built, with the same
 resolvers and the same context; the document parsed and validated once, as Strawberry's parser
 and validation caches do), so the last two differ only by what Strawberry adds around graphql-core.
 The "uncached" recommendations ask for a control value no request asked before, so the result
@@ -165,6 +165,8 @@ async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
         str(db),
         "--port",
         str(port),
+        "--workers",
+        str(args.workers),
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
@@ -280,10 +282,12 @@ async def main() -> None:
     if not args.db.is_file():
         sys.exit(f"no database at {args.db}: run `musicgraph demo --db {args.db}` first")
     user_id = await pick_user(args.db)
-    print(f"demo graph {args.db}, user {user_id}, {os.cpu_count()} CPUs\n")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"demo graph {args.db}, user {user_id}, {os.cpu_count()} CPUs, load average {load}\n")
     if not args.skip_http:
         await bench_http(args.db, user_id, args)
     await bench_in_process(args.db, user_id, args)
+    print(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
