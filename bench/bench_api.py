@@ -7,9 +7,10 @@ Two operations, on the demo graph:
 
 Each is measured three ways: over HTTP against ``musicgraph serve`` (``--workers`` uvicorn
 workers, default one, in separate processes), executed in-process by Strawberry
-(``schema.execute``), and executed in-process by graphql-core directly (``graphql.graphql`` on the schema Strawberry built, with the same
-resolvers and the same context; the document parsed and validated once, as Strawberry's parser
-and validation caches do), so the last two differ only by what Strawberry adds around graphql-core.
+(``schema.execute``), and executed in-process by graphql-core directly (``graphql.graphql`` on
+the schema Strawberry built, with the same resolvers and the same context; the document parsed
+and validated once, as Strawberry's parser and validation caches do), so the last two differ
+only by what Strawberry adds around graphql-core.
 The "uncached" recommendations ask for a control value no request asked before, so the result
 cache never answers and every call runs the engine. Prints numbers; never fails on time.
 
