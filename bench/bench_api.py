@@ -279,6 +279,7 @@ async def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
     if not args.db.is_file():
         sys.exit(f"no database at {args.db}: run `musicgraph demo --db {args.db}` first")
@@ -287,7 +288,8 @@ async def main() -> None:
     print(f"demo graph {args.db}, user {user_id}, {os.cpu_count()} CPUs, load average {load}\n")
     if not args.skip_http:
         await bench_http(args.db, user_id, args)
-    await bench_in_process(args.db, user_id, args)
+    if not args.skip_in_process:
+        await bench_in_process(args.db, user_id, args)
     print(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
