@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -57,6 +58,11 @@ def is_spotify_id(value: str) -> bool:
         return spotify_track_id(value) == value
     except ValueError:
         return False
+
+
+def _features_ttl(r: ApiResponse) -> float | None:
+    """Audio features, and the 403 saying this app may not read them, are kept like the rest."""
+    return DAY if r.status == 403 else _ttl(r)
 
 
 def _ttl(r: ApiResponse) -> float | None:
@@ -146,14 +152,20 @@ class SpotifySource:
             return self._token
 
     async def _api(
-        self, path: str, params: dict[str, Any] | None = None, *, cache: bool = True
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        cache: bool = True,
+        ttl: Callable[[ApiResponse], float | None] | None = None,
     ) -> ApiResponse:
         for attempt in range(2):
 
             async def bearer(force: bool = attempt > 0) -> dict[str, str]:
                 return {"Authorization": f"Bearer {await self.token(force=force)}"}
 
-            r = await self._c.get(path, params=params, headers=bearer, ttl=_ttl if cache else None)
+            rule = (ttl or _ttl) if cache else None
+            r = await self._c.get(path, params=params, headers=bearer, ttl=rule)
             if r.status != 401:
                 return r
         raise EnrichmentError(f"spotify: {path} answered 401 even with a fresh token")
@@ -242,11 +254,11 @@ class SpotifySource:
             async with self._features_lock:
                 if self._features_access == "forbidden":
                     return None
-                r = await self._api(path)
+                r = await self._api(path, ttl=_features_ttl)
                 if r.status != 403:
                     self._features_access = "allowed"
         else:
-            r = await self._api(path)
+            r = await self._api(path, ttl=_features_ttl)
         if r.status == 403:
             self._features_access = "forbidden"
             self.monitor.set_degraded(
