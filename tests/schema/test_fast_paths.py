@@ -8,10 +8,15 @@ from typing import Any
 
 import strawberry
 
-from musicgraph.schema.context import Info
+from musicgraph.errors import StoreUnavailableError
+from musicgraph.events import EventBus
+from musicgraph.schema.build import MASKED_MESSAGE, build_schema
+from musicgraph.schema.context import AppState, Context, Info, Viewer
 from musicgraph.schema.execution import FastLeafExecutionContext
+from musicgraph.schema.loaders import Loaders
 from musicgraph.schema.selection import selects
-from tests.schema.test_round_trips import graph, run
+from musicgraph.settings import Settings
+from tests.schema.test_round_trips import CountingStore, graph, run
 
 seen: dict[str, bool] = {}
 
@@ -85,5 +90,46 @@ async def test_listen_tracks_are_loaded_only_when_selected(tmp_path: Path) -> No
         titles = [e["node"]["track"]["title"] for e in data["me"]["listens"]["edges"]]
         assert sorted(titles) == [f"Song {i:03}" for i in range(5)]
         assert all(e["node"]["track"]["artists"] for e in data["me"]["listens"]["edges"])
+    finally:
+        await store.close()
+
+
+class TracksUnavailable(CountingStore):
+    """A store whose batched track read fails."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "get_tracks":
+            return super().__getattr__(name)
+
+        async def failing(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            raise StoreUnavailableError("get_tracks: the store is down")
+
+        return failing
+
+
+async def test_a_failed_prefetch_fails_each_field_where_it_was_asked(tmp_path: Path) -> None:
+    """When the listens' tracks cannot be loaded, each listen's track is null with its own masked
+    error (as without prefetching) and the rest of the page is there, after one store call."""
+    store = await graph(tmp_path / "g.db", 3)
+    try:
+        failing = TracksUnavailable(store)
+        settings = Settings.from_env({}, env_file=None)
+        state = AppState(settings=settings, store=failing, bus=EventBus())  # type: ignore[arg-type]
+        viewer = Viewer(user=await store.get_user_by_name("listener"))
+        loaders = Loaders(failing, page_size=100)  # type: ignore[arg-type]
+        result = await build_schema(settings).execute(
+            "{ me { listens(first: 3) { edges { node { listenedAt track { title } } } } } }",
+            context_value=Context(state=state, viewer=viewer, loaders=loaders),
+        )
+        assert result.data is not None
+        edges = result.data["me"]["listens"]["edges"]
+        assert [e["node"]["track"] for e in edges] == [None, None, None]
+        assert all(isinstance(e["node"]["listenedAt"], int) for e in edges)
+        assert sorted(tuple(e.path or ()) for e in result.errors or []) == [
+            ("me", "listens", "edges", i, "node", "track") for i in range(3)
+        ]
+        assert {e.message for e in result.errors or []} == {MASKED_MESSAGE}
+        assert failing.calls["get_tracks"] == 1
     finally:
         await store.close()

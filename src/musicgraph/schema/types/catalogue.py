@@ -154,9 +154,14 @@ async def load_artists(loaders: Loaders, ids: Iterable[str]) -> dict[str, Artist
 
 async def attach_artists(loaders: Loaders, tracks: Iterable[Track]) -> None:
     """Load the credited artists of all ``tracks`` in one batch and attach them, so each
-    track's ``artists`` field answers synchronously."""
+    track's ``artists`` field answers synchronously. When the load fails nothing is attached:
+    each track's field then reports the failure itself, as it would without prefetching (the
+    DataLoader keeps the failed load, so that costs no further store call)."""
     tracks = list(tracks)
-    artists = await load_artists(loaders, (a for t in tracks for a in t.artist_ids))
+    try:
+        artists = await load_artists(loaders, (a for t in tracks for a in t.artist_ids))
+    except Exception:
+        return
     for t in tracks:
         t.prefetched_artists = [artists[a] for a in t.artist_ids if a in artists]
 

@@ -62,10 +62,15 @@ class Listen:
 
 async def attach_tracks(loaders: Loaders, listens: list[Listen], *, with_artists: bool) -> None:
     """Load the tracks of ``listens`` in one DataLoader batch (their artists in a second one when
-    ``with_artists``) and attach them, so ``track`` answers synchronously."""
-    tracks = await load_tracks(
-        loaders, (str(x.track_id) for x in listens), with_artists=with_artists
-    )
+    ``with_artists``) and attach them, so ``track`` answers synchronously. When the load fails
+    nothing is attached: each listen's ``track`` then reports the failure where it happened, as
+    without prefetching (the DataLoader keeps the failed load: no further store call)."""
+    try:
+        tracks = await load_tracks(
+            loaders, (str(x.track_id) for x in listens), with_artists=with_artists
+        )
+    except Exception:
+        return
     for x in listens:
         x.attached_track = tracks.get(str(x.track_id))
         x.track_attached = True

@@ -114,19 +114,24 @@ def recommendation_list(result: Any, user_id: str | None, kind: ItemKind) -> Rec
 async def attach_items(info: Info, result: RecommendationList) -> None:
     """When the query asks for ``items { item }``, load the items in one DataLoader batch per
     kind (the tracks' artists in one more, when asked for) and attach them, so ``item`` and the
-    tracks' ``artists`` answer synchronously. ``info`` is the field returning ``result``."""
+    tracks' ``artists`` answer synchronously. ``info`` is the field returning ``result``. When
+    a load fails nothing is attached: each ``item`` then reports the failure itself, as without
+    prefetching (the DataLoader keeps the failed load: no further store call)."""
     if not result.items or not selects(info, "items", "item"):
         return
     loaders = info.context.loaders
     ids = {kind: [str(r.item_id) for r in result.items if r.kind is kind] for kind in ItemKind}
     items: dict[tuple[ItemKind, str], Track | Artist] = {}
-    if ids[ItemKind.TRACK]:
-        with_artists = selects(info, "items", "item", "artists")
-        tracks = await load_tracks(loaders, ids[ItemKind.TRACK], with_artists=with_artists)
-        items.update(((ItemKind.TRACK, i), t) for i, t in tracks.items())
-    if ids[ItemKind.ARTIST]:
-        artists = await load_artists(loaders, ids[ItemKind.ARTIST])
-        items.update(((ItemKind.ARTIST, i), a) for i, a in artists.items())
+    try:
+        if ids[ItemKind.TRACK]:
+            with_artists = selects(info, "items", "item", "artists")
+            tracks = await load_tracks(loaders, ids[ItemKind.TRACK], with_artists=with_artists)
+            items.update(((ItemKind.TRACK, i), t) for i, t in tracks.items())
+        if ids[ItemKind.ARTIST]:
+            artists = await load_artists(loaders, ids[ItemKind.ARTIST])
+            items.update(((ItemKind.ARTIST, i), a) for i, a in artists.items())
+    except Exception:
+        return
     for r in result.items:
         r.attached_item = items.get((r.kind, str(r.item_id)))
         r.item_attached = True

@@ -50,8 +50,12 @@ class ArtistCount:
 
 
 async def attach_artists_to_counts(loaders: Loaders, counts: list[ArtistCount]) -> None:
-    """Load the artists of ``counts`` in one DataLoader batch and attach them."""
-    artists = await load_artists(loaders, (str(c.artist_id) for c in counts))
+    """Load the artists of ``counts`` in one DataLoader batch and attach them (nothing, when the
+    load fails: each ``artist`` field then reports the failure itself, as without prefetching)."""
+    try:
+        artists = await load_artists(loaders, (str(c.artist_id) for c in counts))
+    except Exception:
+        return
     for c in counts:
         c.attached_artist = artists.get(str(c.artist_id))
         c.artist_attached = True
