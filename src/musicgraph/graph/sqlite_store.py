@@ -369,16 +369,63 @@ _KNOWN_KEYS = (
     "ON p.user_id = ? AND p.listened_at = json_extract(j.value, '$[0]') "
     "AND p.track_id = json_extract(j.value, '$[1]')"
 )
-_INSERT_PLAYED = f"INSERT INTO played ({_LISTEN}) VALUES (?, ?, ?, ?, ?, ?)"
+# The new listens of a batch travel as ONE JSON array of [user, track, at, source, ms, skipped]
+# rows, unpacked once into a temporary table that both writes read: each statement is a single
+# sqlite3_step, which runs without the GIL, so the importer parses the next batch meanwhile
+# (executemany takes the GIL back after every row).
+_BATCH_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS batch_listens (user_id TEXT NOT NULL, track_id TEXT NOT NULL, "
+    "listened_at INTEGER NOT NULL, source TEXT NOT NULL, ms_played INTEGER, skipped INTEGER NOT NULL)"
+)
+_FILL_BATCH = (
+    f"INSERT INTO temp.batch_listens ({_LISTEN}) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
+    "json_extract(value, '$[5]') FROM json_each(?)"
+)
+# In key order: each user's new rows land together in the B-tree.
+_INSERT_PLAYED = (
+    f"INSERT INTO played ({_LISTEN}) SELECT {_LISTEN} FROM temp.batch_listens "
+    "ORDER BY user_id, listened_at, track_id"
+)
 _FOLD_LISTENED = """
 INSERT INTO listened (user_id, track_id, count, skips, first_at, last_at)
-VALUES (?, ?, ?, ?, ?, ?)
+SELECT user_id, track_id, sum(1 - skipped), sum(skipped), min(listened_at), max(listened_at)
+FROM temp.batch_listens WHERE true GROUP BY user_id, track_id
 ON CONFLICT (user_id, track_id) DO UPDATE SET
     count = count + excluded.count,
     skips = skips + excluded.skips,
     first_at = min(first_at, excluded.first_at),
     last_at = max(last_at, excluded.last_at)
 """
+_CLEAR_BATCH = "DELETE FROM temp.batch_listens"
+
+
+class _ResolvedRefs:
+    """Track refs this store resolved in committed batches, and the track each names.
+
+    A ref keeps resolving to the same track: tracks are never deleted or merged, and a match only
+    ever fills in fields that were empty. ``by_object`` finds the ref object first resolved
+    without hashing the dataclass (importers hand out one ``TrackRef`` object per distinct track,
+    so every later listen of that track brings the same object); it keeps the ref alive, so its
+    ``id`` cannot be reused while it is cached. It holds one object per value, never one per
+    listen: a caller that builds a new ref for every listen is found through ``by_value``.
+    """
+
+    __slots__ = ("by_object", "by_value", "limit")
+
+    def __init__(self, limit: int = _RESOLVED_CACHE_SIZE) -> None:
+        self.limit = limit
+        self.by_value: dict[TrackRef, str] = {}
+        self.by_object: dict[int, tuple[TrackRef, str]] = {}
+
+    def learn(self, pairs: Sequence[tuple[TrackRef, str]]) -> None:
+        if len(self.by_value) + len(pairs) > self.limit:  # bounded memory: start over
+            self.by_value.clear()
+            self.by_object.clear()
+        for ref, track_id in pairs:
+            self.by_value[ref] = track_id
+            self.by_object[id(ref)] = (ref, track_id)
 
 
 def _stored_listens(
@@ -400,87 +447,131 @@ def _stored_listens(
     return {(r[0], r[1]) for r in rows}
 
 
-def _record_listens(
-    conn: Conn, listens: Sequence[ListenInput], known: dict[TrackRef, str]
-) -> tuple[ListenBatchResult, dict[TrackRef, str]]:
-    """Record one batch; ``known`` holds refs this store resolved in earlier (committed) batches.
-
-    Returns the result and the refs resolved here, for the caller to remember once committed."""
-    n = len(listens)
-    # One slot per distinct ref: each is resolved once however often the batch repeats it.
-    slot_of: dict[TrackRef, int] = {}
-    slots = [0] * n
-    spans: dict[str, list[int]] = {}  # per user, the earliest and latest listen of the batch
-    for i, listen in enumerate(listens):
-        at = listen.listened_at
-        if at.__class__ is not int:
-            raise ValueError(
-                f"listen {i}: listened_at must be whole seconds since the epoch, got {at!r}"
-            )
-        slots[i] = slot_of.setdefault(listen.track, len(slot_of))
-        span = spans.get(listen.user_id)
+def _spans(user_ids: list[str], ats: list[int]) -> dict[str, tuple[int, int]]:
+    """Per user, the earliest and latest listen of the batch."""
+    if len(set(user_ids)) == 1:  # an import: one user, no loop
+        return {user_ids[0]: (min(ats), max(ats))}
+    spans: dict[str, list[int]] = {}
+    for user_id, at in zip(user_ids, ats, strict=True):
+        span = spans.get(user_id)
         if span is None:
-            spans[listen.user_id] = [at, at]
+            spans[user_id] = [at, at]
         elif at < span[0]:
             span[0] = at
         elif at > span[1]:
             span[1] = at
-    _require(conn, "users", spans, "user")
+    return {u: (s[0], s[1]) for u, s in spans.items()}
 
-    distinct = list(slot_of)
-    slot_ids: list[str] = [known.get(ref, "") for ref in distinct]
-    missing = [s for s, tid in enumerate(slot_ids) if not tid]
-    learned: dict[TrackRef, str] = {}
-    new_track_ids: tuple[str, ...] = ()
-    if missing:
-        plan = _resolve(
-            conn,
-            [distinct[s] for s in missing],
-            lambda j: f"listen {slots.index(missing[j])}",
-        )
-        for s, tid in zip(missing, plan.ids, strict=True):
-            slot_ids[s] = tid
-            learned[distinct[s]] = tid
-        new_track_ids = tuple(t.id for t in plan.new_tracks)
-    track_ids = [slot_ids[s] for s in slots]
 
-    # The first of repeats inside the batch counts; the rest are duplicates.
-    first: dict[tuple[str, int, str], int] = {}
-    for i, listen in enumerate(listens):
-        first.setdefault((listen.user_id, listen.listened_at, track_ids[i]), i)
-    for user_id, (lo, hi) in spans.items():
-        for at, track_id in _stored_listens(conn, user_id, lo, hi, first):
-            first.pop((user_id, at, track_id), None)
+def _batch_track_ids(
+    conn: Conn, refs: list[TrackRef], resolved: _ResolvedRefs
+) -> tuple[list[str], list[tuple[TrackRef, str]], tuple[str, ...]]:
+    """The track id of each ref, resolving (and creating) the ones this store has not seen.
 
-    played: list[tuple[str, str, int, str, int | None, int]] = []
-    folded: dict[tuple[str, str], list[int]] = {}
-    for key in sorted(first):  # key order: each user's new rows land together in the B-tree
-        listen = listens[first[key]]
-        user_id, at, track_id = key
-        skipped = 1 if listen.skipped else 0
-        played.append((user_id, track_id, at, listen.source, listen.ms_played, skipped))
-        agg = folded.get((user_id, track_id))
-        if agg is None:
-            folded[(user_id, track_id)] = [1 - skipped, skipped, at, at]
+    Returns the ids, the (ref, id) pairs to remember once the batch is committed and the ids of
+    the tracks created."""
+    # Each distinct ref object is looked at once, each distinct ref value resolved once.
+    objects = {id(ref): ref for ref in refs}
+    by_object = resolved.by_object
+    by_value = resolved.by_value
+    id_of: dict[int, str] = {}
+    learned: list[tuple[TrackRef, str]] = []
+    pending: dict[TrackRef, list[int]] = {}
+    for key, ref in objects.items():
+        hit = by_object.get(key)
+        if hit is not None and hit[0] is ref:
+            id_of[key] = hit[1]
+            continue
+        track_id = by_value.get(ref)
+        if track_id is not None:
+            id_of[key] = track_id
         else:
-            agg[0] += 1 - skipped
-            agg[1] += skipped
-            if at < agg[2]:
-                agg[2] = at
-            if at > agg[3]:
-                agg[3] = at
-    if played:
-        conn.executemany(_INSERT_PLAYED, played)
-        conn.executemany(_FOLD_LISTENED, [(*k, *v) for k, v in sorted(folded.items())])
+            pending.setdefault(ref, []).append(key)
+    new_track_ids: tuple[str, ...] = ()
+    if pending:
+        distinct = list(pending)
+        plan = _resolve(conn, distinct, lambda j: f"listen {refs.index(distinct[j])}")
+        for ref, track_id in zip(distinct, plan.ids, strict=True):
+            learned.append((ref, track_id))
+            for key in pending[ref]:
+                id_of[key] = track_id
+        new_track_ids = tuple(t.id for t in plan.new_tracks)
+    return [id_of[id(ref)] for ref in refs], learned, new_track_ids
 
-    mask = [False] * n
-    for i in first.values():
-        mask[i] = True
+
+def _record_listens(
+    conn: Conn, listens: Sequence[ListenInput], resolved: _ResolvedRefs
+) -> tuple[ListenBatchResult, list[tuple[TrackRef, str]]]:
+    """Record one batch; ``resolved`` holds refs this store resolved in earlier (committed)
+    batches.
+
+    Returns the result and the refs resolved here, for the caller to remember once committed."""
+    n = len(listens)
+    user_ids = [listen.user_id for listen in listens]
+    ats = [listen.listened_at for listen in listens]
+    if set(map(type, ats)) != {int}:  # bool is not a time either
+        for i, at in enumerate(ats):
+            if at.__class__ is not int:
+                raise ValueError(
+                    f"listen {i}: listened_at must be whole seconds since the epoch, got {at!r}"
+                )
+    spans = _spans(user_ids, ats)
+    _require(conn, "users", spans, "user")
+    track_ids, learned, new_track_ids = _batch_track_ids(
+        conn, [listen.track for listen in listens], resolved
+    )
+
+    keys = list(zip(user_ids, ats, track_ids, strict=True))
+    # The common case, checked without a loop: no repeats inside the batch and nothing stored in
+    # the span of time it covers, so every listen is new.
+    all_new = len(set(keys)) == n and not any(
+        conn.execute(_COUNT_IN_SPAN, (user_id, lo, hi)).fetchone()[0]
+        for user_id, (lo, hi) in spans.items()
+    )
+    new: Sequence[int]
+    if all_new:
+        new = range(n)
+        mask = (True,) * n
+    else:
+        # The first of repeats inside the batch counts; the rest are duplicates.
+        first: dict[tuple[str, int, str], int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        for user_id, (lo, hi) in spans.items():
+            for at, track_id in _stored_listens(conn, user_id, lo, hi, first):
+                first.pop((user_id, at, track_id), None)
+        new = sorted(first.values())
+        flags = [False] * n
+        for i in new:
+            flags[i] = True
+        mask = tuple(flags)
+    if new:
+        skipped = [listen.skipped for listen in listens]
+        if set(map(type, skipped)) != {bool}:
+            skipped = [bool(s) for s in skipped]
+        rows = zip(
+            user_ids,
+            track_ids,
+            ats,
+            [listen.source for listen in listens],
+            [listen.ms_played for listen in listens],
+            skipped,
+            strict=True,
+        )
+        if all_new:
+            payload = list(rows)
+        else:
+            every = list(rows)
+            payload = [every[i] for i in new]
+        conn.execute(_FILL_BATCH, (json.dumps(payload, ensure_ascii=False, check_circular=False),))
+        conn.execute(_INSERT_PLAYED)
+        conn.execute(_FOLD_LISTENED)
+        conn.execute(_CLEAR_BATCH)
     result = ListenBatchResult(
-        inserted=len(played),
-        duplicates=n - len(played),
+        inserted=len(new),
+        duplicates=n - len(new),
         track_ids=tuple(track_ids),
-        new_mask=tuple(mask),
+        new_mask=mask,
         new_track_ids=new_track_ids,
     )
     return result, learned
@@ -536,9 +627,7 @@ class SqliteGraphStore:
         self._busy_timeout = busy_timeout
         self._migrations = list(MIGRATIONS if migrations is None else migrations)
         self._db: aiosqlite.Connection | None = None
-        # Refs this instance resolved before. A ref keeps resolving to the same track: tracks are
-        # never deleted or merged, and a match only ever fills in fields that were empty.
-        self._resolved: dict[TrackRef, str] = {}
+        self._resolved = _ResolvedRefs()
 
     def __repr__(self) -> str:
         return f"SqliteGraphStore({str(self.path)!r})"
@@ -671,6 +760,7 @@ class SqliteGraphStore:
         # Checkpoint every ~40 MB of WAL instead of every 4 MB: big listen batches rewrite the
         # same pages, and fewer checkpoints mean fewer fsyncs of the main file.
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        conn.execute(_BATCH_TABLE)
         self._migrate(conn)
 
     def _migrate(self, conn: Conn) -> None:
@@ -1064,9 +1154,7 @@ class SqliteGraphStore:
             "record_listens", _record_listens, list(listens), self._resolved
         )
         # Remember refs only once their batch is committed (a rolled-back track never existed).
-        if len(self._resolved) + len(learned) > _RESOLVED_CACHE_SIZE:
-            self._resolved.clear()
-        self._resolved.update(learned)
+        self._resolved.learn(learned)
         return result
 
     async def set_artist_listens(self, rows: Sequence[ArtistListen]) -> None:
