@@ -20,6 +20,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from musicgraph.errors import ImportFormatError, InvalidRecordError
 from musicgraph.graph.identity import clean_isrc, clean_mbid, spotify_track_id
 from musicgraph.graph.models import ListenInput, TrackRef
@@ -468,16 +470,51 @@ def iter_json_records(
     the line it breaks. ``expected`` describes the format for the error raised when the file
     is not JSON at all.
     """
+    layout, first = _json_layout(stream, name=name, expected=expected)
+    if layout == "lines":
+        yield from _iter_lines(stream, first, name=name)
+    elif layout:
+        yield from _iter_buffered(
+            stream, first, name=name, expected=expected, array=layout == "array"
+        )
+
+
+#: A decoded value, the line it starts on, and the text of that line when orjson decoded it.
+JsonValue = tuple[Any, int, str | None]
+
+
+def iter_json_values(
+    stream: IO[str], *, name: str, expected: str
+) -> Iterator[JsonValue | InvalidListenError]:
+    """:func:`iter_json_records` for the importers' hot path: ``(value, line, raw)`` tuples
+    instead of :class:`JsonItem`, and JSON Lines decoded with orjson (about twice as fast).
+
+    orjson reads an integer beyond 64 bits as a float, where json keeps it exact: a caller that
+    finds a float where the exact value matters decodes ``raw`` (the line) again with
+    :func:`json.loads`. ``raw`` is ``None`` for a value json decoded.
+    """
+    layout, first = _json_layout(stream, name=name, expected=expected)
+    if layout == "lines":
+        yield from _iter_lines_fast(_chain_lines(io.StringIO(first), stream), name=name)
+    elif layout:
+        for item in _iter_buffered(
+            stream, first, name=name, expected=expected, array=layout == "array"
+        ):
+            yield item if isinstance(item, InvalidListenError) else (item.value, item.line, None)
+
+
+def _json_layout(stream: IO[str], *, name: str, expected: str) -> tuple[str, str]:
+    """``("array" | "lines" | "values" | "", first chunk)``: how the stream holds its values
+    ("values": one or more pretty-printed ones; "": nothing but whitespace)."""
     first = stream.read(_CHUNK)
     stripped = first.lstrip(_WS)
     while first and not stripped:
         first = stream.read(_CHUNK)
         stripped = first.lstrip(_WS)
     if not stripped:
-        return
+        return "", first
     if stripped[0] == "[":
-        yield from _iter_buffered(stream, first, name=name, expected=expected, array=True)
-        return
+        return "array", first
     if stripped[0] != "{":
         raise ImportFormatError(f"{name} line 1: {expected}")
     head = stripped.split("\n", 1)[0]
@@ -485,9 +522,8 @@ def iter_json_records(
         try:
             json.loads(head)
         except ValueError:
-            yield from _iter_buffered(stream, first, name=name, expected=expected, array=False)
-            return
-    yield from _iter_lines(stream, first, name=name)
+            return "values", first
+    return "lines", first
 
 
 def _iter_lines(
@@ -509,6 +545,30 @@ def _iter_lines(
             continue
         yield JsonItem(value, line_no, index)
         index += 1
+
+
+def _iter_lines_fast(
+    lines: Iterator[str], *, name: str
+) -> Iterator[JsonValue | InvalidListenError]:
+    fast_loads = orjson.loads
+    line_no = 0
+    for raw in lines:
+        line_no += 1
+        try:
+            yield fast_loads(raw), line_no, raw
+        except orjson.JSONDecodeError:
+            # Blank lines, and what json accepts beyond strict JSON (NaN, Infinity, a lone
+            # surrogate): json decides, and words the error when the line is not JSON at all.
+            if not raw.strip(_WS):
+                continue
+            try:
+                value = json.loads(raw)
+            except ValueError as exc:
+                yield InvalidListenError(
+                    BAD_RECORD, where=f"{name}:{line_no}", value=f"not JSON: {exc}"
+                )
+                continue
+            yield value, line_no, None
 
 
 def _chain_lines(head: io.StringIO, stream: IO[str]) -> Iterator[str]:

@@ -11,20 +11,24 @@ Each listen has ``listened_at`` (seconds) and ``track_metadata`` with ``artist_n
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from musicgraph.errors import ImportFormatError
+from musicgraph.graph.models import ListenInput, TrackRef
 from musicgraph.ingest.common import (
     BAD_RECORD,
+    MAX_CLOCK_SKEW_S,
+    MIN_LISTENED_AT,
     ByteMeter,
     InputFile,
     InvalidListenError,
-    JsonItem,
     ParsedRecord,
-    iter_json_records,
+    iter_json_values,
     open_inputs,
     seconds_to_ms,
     validate_listen,
@@ -45,9 +49,10 @@ def read_listenbrainz(
     files = open_inputs(path, patterns=PATTERNS)
     meter = meter or ByteMeter()
     meter.total = sum(f.size for f in files)
+    tracks: dict[tuple[Any, ...], TrackRef] = {}  # shared by the files of one export
     for file in _listen_files(files):
         with file.open_text(meter, encoding="utf-8-sig") as stream:
-            yield from parse_listenbrainz(stream, user_id, name=file.name, now=now)
+            yield from parse_listenbrainz(stream, user_id, name=file.name, now=now, tracks=tracks)
 
 
 def _listen_files(files: list[InputFile]) -> list[InputFile]:
@@ -57,65 +62,149 @@ def _listen_files(files: list[InputFile]) -> list[InputFile]:
 
 
 def parse_listenbrainz(
-    stream: IO[str], user_id: str, *, name: str, now: int | None = None
+    stream: IO[str],
+    user_id: str,
+    *,
+    name: str,
+    now: int | None = None,
+    tracks: dict[tuple[Any, ...], TrackRef] | None = None,
 ) -> Iterator[ParsedRecord]:
-    """Parse one ListenBrainz JSON or JSON Lines stream."""
-    checked = False
-    for item in iter_json_records(stream, name=name, expected=EXPECTED):
-        if isinstance(item, InvalidListenError):
-            yield item
+    """Parse one ListenBrainz JSON or JSON Lines stream.
+
+    ``tracks`` remembers the validated track of each distinct ``track_metadata`` seen (pass the
+    same dict for several streams of one export); by default it lasts for this stream.
+    """
+    parser = _ListenParser(user_id, name, now, {} if tracks is None else tracks)
+    listen = parser.listen
+    records = iter_json_values(stream, name=name, expected=EXPECTED)
+    for record in records:
+        if isinstance(record, InvalidListenError):
+            yield record
             continue
-        value = item.value
-        if not checked:
-            checked = True
-            if isinstance(value, dict) and isinstance(value.get("payload"), dict):
-                listens = value["payload"].get("listens")
-                if isinstance(listens, list):
-                    for i, listen in enumerate(listens):
-                        yield _listen(JsonItem(listen, item.line, i), user_id, name, now)
-                    continue
-            if not (
-                isinstance(value, dict) and ("listened_at" in value or "track_metadata" in value)
-            ):
-                raise ImportFormatError(f"{name} line {item.line}: {EXPECTED}")
-        yield _listen(item, user_id, name, now)
+        value, line, raw = record
+        if isinstance(value, dict) and isinstance(value.get("payload"), dict):
+            listens = value["payload"].get("listens")
+            if isinstance(listens, list):
+                for listen_value in listens:
+                    yield listen(listen_value, line)
+                break
+        if not (isinstance(value, dict) and ("listened_at" in value or "track_metadata" in value)):
+            raise ImportFormatError(f"{name} line {line}: {EXPECTED}")
+        yield listen(value, line, raw)
+        break
+    # The first value told the layout; the rest are listens, on the fast path.
+    for record in records:
+        if isinstance(record, InvalidListenError):
+            yield record
+        else:
+            yield listen(*record)
 
 
-def _listen(item: JsonItem, user_id: str, name: str, now: int | None) -> ParsedRecord:
-    where = f"{name}:{item.line}"
-    value = item.value
-    if not isinstance(value, dict):
-        return InvalidListenError(BAD_RECORD, where=where, value="not a JSON object")
-    meta = value.get("track_metadata")
-    if not isinstance(meta, dict):
-        return InvalidListenError(
-            BAD_RECORD, where=where, field="track_metadata", value="missing or not an object"
+#: Distinct tracks a parser remembers; past this it starts over (memory stays flat).
+TRACK_CACHE_SIZE = 100_000
+
+
+class _ListenParser:
+    """Turns one decoded listen into a :class:`ListenInput` or an :class:`InvalidListenError`.
+
+    An export repeats the same few thousand tracks: the ``TrackRef`` validated for a track's raw
+    fields is kept, and a later listen with the same raw fields reuses that very object, so it is
+    validated once (and the store recognises it without hashing it again). Only a track whose raw
+    text fields are all strings (or absent) and whose duration is a plain int is remembered, so a
+    look-up can never mistake ``true`` for ``1``.
+    """
+
+    __slots__ = ("name", "now", "tracks", "user_id")
+
+    def __init__(
+        self, user_id: str, name: str, now: int | None, tracks: dict[tuple[Any, ...], TrackRef]
+    ) -> None:
+        self.user_id = user_id
+        self.name = name
+        self.now = now
+        self.tracks = tracks
+
+    def listen(self, value: Any, line: int, raw: str | None = None) -> ParsedRecord:
+        """``raw``: the JSON text ``value`` was decoded from by orjson, if it was."""
+        if value.__class__ is not dict:
+            return InvalidListenError(
+                BAD_RECORD, where=f"{self.name}:{line}", value="not a JSON object"
+            )
+        meta = value.get("track_metadata")
+        if meta.__class__ is not dict:
+            return InvalidListenError(
+                BAD_RECORD,
+                where=f"{self.name}:{line}",
+                field="track_metadata",
+                value="missing or not an object",
+            )
+        info = meta.get("additional_info")
+        if info.__class__ is not dict:
+            info = _EMPTY
+        mapping = meta.get("mbid_mapping")
+        if mapping.__class__ is not dict:
+            mapping = _EMPTY
+        duration = info.get("duration_ms")
+        if duration is None and info.get("duration") is not None:
+            duration = seconds_to_ms(info["duration"])
+        spotify_id = info.get("spotify_id")
+        if spotify_id is not None:
+            spotify_id = _spotify(spotify_id)
+        key = (
+            meta.get("artist_name"),
+            meta.get("track_name"),
+            meta.get("release_name"),
+            mapping.get("recording_mbid") or info.get("recording_mbid") or info.get("track_mbid"),
+            info.get("isrc"),
+            spotify_id,
+            duration,
+            _first(mapping.get("artist_mbids")) or _first(info.get("artist_mbids")),
         )
-    info = _object(meta.get("additional_info"))
-    mapping = _object(meta.get("mbid_mapping"))
-    duration = info.get("duration_ms")
-    if duration is None and info.get("duration") is not None:
-        duration = seconds_to_ms(info["duration"])
-    try:
-        return validate_listen(
-            user_id=user_id,
-            artist=meta.get("artist_name"),
-            title=meta.get("track_name"),
-            listened_at=value.get("listened_at"),
-            source=SOURCE,
-            where=where,
-            album=meta.get("release_name"),
-            mbid=mapping.get("recording_mbid")
-            or info.get("recording_mbid")
-            or info.get("track_mbid"),
-            isrc=info.get("isrc"),
-            spotify_id=_spotify(info.get("spotify_id")),
-            duration_ms=duration,
-            artist_mbid=_first(mapping.get("artist_mbids")) or _first(info.get("artist_mbids")),
-            now=now,
-        )
-    except InvalidListenError as exc:
-        return exc
+        listened_at = value.get("listened_at")
+        if duration is None or duration.__class__ is int:
+            try:
+                track = self.tracks.get(key)
+            except TypeError:  # a list or an object where text belongs: validation says why
+                track = None
+            if track is not None and listened_at.__class__ is int:
+                now = int(time.time()) if self.now is None else self.now
+                if MIN_LISTENED_AT <= listened_at <= now + MAX_CLOCK_SKEW_S:
+                    return ListenInput(self.user_id, track, listened_at, SOURCE)
+        if raw is not None and (
+            listened_at.__class__ is float or any(v.__class__ is float for v in key)
+        ):
+            # orjson reads an integer beyond 64 bits as a float: take json's exact reading.
+            return self.listen(json.loads(raw), line)
+        artist, title, album, mbid, isrc, spotify_id, duration, artist_mbid = key
+        try:
+            result = validate_listen(
+                user_id=self.user_id,
+                artist=artist,
+                title=title,
+                listened_at=listened_at,
+                source=SOURCE,
+                where=f"{self.name}:{line}",
+                album=album,
+                mbid=mbid,
+                isrc=isrc,
+                spotify_id=spotify_id,
+                duration_ms=duration,
+                artist_mbid=artist_mbid,
+                now=self.now,
+            )
+        except InvalidListenError as exc:
+            return exc
+        if (duration is None or duration.__class__ is int) and all(
+            v is None or v.__class__ is str
+            for v in (artist, title, album, mbid, isrc, spotify_id, artist_mbid)
+        ):
+            if len(self.tracks) >= TRACK_CACHE_SIZE:
+                self.tracks.clear()
+            self.tracks[key] = result.track
+        return result
+
+
+_EMPTY: dict[str, Any] = {}
 
 
 # Some ListenBrainz importers stored ".../tracks/<id>" URLs; the id is still a good one.
@@ -131,10 +220,6 @@ def _spotify(value: Any) -> Any:
         if m:
             return "spotify:track:" + m.group(1)
     return value
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _first(value: Any) -> Any:
