@@ -150,3 +150,21 @@ async def test_listens_older_than_the_newest_stored_are_still_checked(
         1_600_000_050,
         1_600_000_100,
     )
+
+
+async def test_a_remembered_track_deleted_elsewhere_is_resolved_again(
+    neo4j_store: GraphStore, neo4j_server: Neo4jServer
+) -> None:
+    """A track the store remembers from an earlier batch but that was deleted since is created
+    again, and the new listen lands on it."""
+    [user] = await neo4j_store.ensure_users(["gone"])
+    await neo4j_store.record_listens([_listen(user.id, 1_600_000_000)])
+    async with AsyncGraphDatabase.driver(neo4j_server.uri, auth=neo4j_server.auth) as driver:
+        await driver.execute_query(
+            "MATCH (t:Track) DETACH DELETE t", database_=neo4j_server.database
+        )
+    result = await neo4j_store.record_listens([_listen(user.id, 1_600_000_100)])
+    assert (result.inserted, result.new_track_ids) == (1, result.track_ids)
+    assert await neo4j_store.get_tracks(list(result.track_ids)) != [None]
+    [[aggregate]] = await neo4j_store.get_aggregates([user.id])
+    assert (aggregate.count, aggregate.first_at) == (1, 1_600_000_100)

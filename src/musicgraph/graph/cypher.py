@@ -158,7 +158,8 @@ CALL () {
   UNION
   UNWIND $spotify_ids AS sid MATCH (t:Track {spotify_id: sid}) RETURN t
 }
-RETURN collect(t {.id, .title, .mbid, .isrc, .spotify_id, .duration_ms, .album}) AS tracks
+RETURN collect(t {.id, .title, .mbid, .isrc, .spotify_id, .duration_ms, .album,
+                  eid: elementId(t)}) AS tracks
 """
 
 CREATE_ARTISTS = """
@@ -185,6 +186,7 @@ MERGE (t:Track {id: row.id})
                 t.duration_ms = row.duration_ms, t.album = row.album
 MERGE (t)-[b:BY]->(a)
   ON CREATE SET b.position = 0
+RETURN collect([t.id, elementId(t)]) AS eids
 """
 
 FILL_TRACKS = """
@@ -277,8 +279,15 @@ UNWIND $ids AS id
 MATCH (u:User {id: id})
 SET u.locked_by_batch = true
 REMOVE u.locked_by_batch
-RETURN collect({id: u.id, newest: u.newest_listen_at,
+RETURN collect({id: u.id, eid: elementId(u), newest: u.newest_listen_at,
                 has_played: EXISTS { (u)-[:PLAYED]->() }}) AS users
+"""
+
+#: Element ids of tracks by id (for WRITE_LISTENS, when the store has not remembered them).
+TRACK_ELEMENT_IDS = """
+UNWIND $ids AS id
+MATCH (t:Track {id: id})
+RETURN collect([t.id, elementId(t)]) AS eids
 """
 
 SET_NEWEST_LISTEN = """
@@ -302,10 +311,13 @@ RETURN collect({g: g.g, ats: ats}) AS stored
 
 #: The new listens of each (user, track) group: PLAYED edges, folded into LISTENED. Run with the
 #: batch's users locked (LOCK_USERS) since STORED_LISTENS, so "new" holds until the commit.
+#: User and track are found by element id (``g.u``, ``g.t``: a direct record read, no index
+#: seek); ``t.id`` is checked, since an element id may be reused once its node is deleted.
+#: Answers the PLAYED edges written: fewer than sent means a track was not found.
 WRITE_LISTENS = """
 UNWIND $rows AS g
-MATCH (u:User {id: g.user_id})
-MATCH (t:Track {id: g.track_id})
+MATCH (u:User) WHERE elementId(u) = g.u
+MATCH (t:Track) WHERE elementId(t) = g.t AND t.id = g.track_id
 MERGE (u)-[r:LISTENED]->(t)
   ON CREATE SET r.count = g.count, r.skips = g.skips, r.first_at = g.first_at,
                 r.last_at = g.last_at
@@ -317,6 +329,7 @@ WITH u, t, g
 UNWIND g.listens AS x
 CREATE (u)-[:PLAYED {at: x.at, source: x.source, ms_played: x.ms_played,
                      skipped: x.skipped}]->(t)
+RETURN count(*) AS written
 """
 
 SET_ARTIST_LISTENS = """

@@ -239,6 +239,9 @@ class Neo4jGraphStore:
         # imports repeat the same refs batch after batch, and a ref keeps resolving to the same
         # track, so those skip the catalogue lookup (the SQLite store does the same).
         self._resolved: dict[TrackRef, str] = {}
+        # Element ids of the tracks in committed batches (by track id): WRITE_LISTENS finds a
+        # track by element id, a record read instead of an index seek. Cleared with _resolved.
+        self._track_eids: dict[str, str] = {}
 
     @property
     def _where(self) -> str:
@@ -519,7 +522,7 @@ class Neo4jGraphStore:
 
         async def work(tx: AsyncManagedTransaction) -> list[Track]:
             clean = [resolution.clean_track(r, f"track {i}") for i, r in enumerate(refs)]
-            plan = await _plan_tracks(tx, clean)
+            plan, _ = await _plan_tracks(tx, clean)
             await _apply_plan(tx, plan)
             unique = list(dict.fromkeys(plan.ids))
             found: dict[str, Track] = {}
@@ -688,14 +691,22 @@ class Neo4jGraphStore:
             newest: dict[str, int | None] = {
                 u["id"]: (u["newest"] if u["has_played"] else -1) for u in locked
             }
-            plan = await _plan_tracks(tx, clean)
-            await _apply_plan(tx, plan)
+            plan, eids = await _plan_tracks(tx, clean)
+            eids.update(await _apply_plan(tx, plan))
             track_ids = [
                 plan.ids[slot] if slot >= 0 else known[x.track]
                 for x, slot in zip(listens, slots, strict=True)
             ]
             resolved.clear()
             resolved.update(zip(new_refs, plan.ids, strict=True))
+            user_eids = {u["id"]: u["eid"] for u in locked}
+            known_eids = self._track_eids
+            unknown = {t for t in track_ids if t not in eids and t not in known_eids}
+            for missing in _chunks(sorted(unknown)):
+                rows = await _run(tx, cypher.TRACK_ELEMENT_IDS, ids=list(missing))
+                eids.update(rows[0]["eids"])
+            track_eids.clear()
+            track_eids.update(eids)
             # Group the batch by (user, track); a repeat inside the batch: the first one counts.
             groups: dict[tuple[str, str], list[int]] = {}
             seen: set[tuple[str, str, int]] = set()
@@ -740,6 +751,8 @@ class Neo4jGraphStore:
                 skips = sum(1 for i in fresh if listens[i].skipped)
                 writes.append(
                     {
+                        "u": user_eids[user_id],
+                        "t": eids.get(track_id) or known_eids.get(track_id),
                         "user_id": user_id,
                         "track_id": track_id,
                         "count": len(fresh) - skips,
@@ -759,7 +772,14 @@ class Neo4jGraphStore:
                 )
                 for i in fresh:
                     new_mask[i] = True
-            await _run_rows(tx, cypher.WRITE_LISTENS, writes)
+            written = 0
+            for part in _chunks(writes):
+                written += (await _run(tx, cypher.WRITE_LISTENS, rows=list(part)))[0]["written"]
+            if written != sum(new_mask):
+                # A remembered track is gone (or its element id now names another node).
+                raise _StaleTrackError(
+                    f"{sum(new_mask) - written} listen(s) name tracks that no longer exist"
+                )
             latest: dict[str, int] = {}
             for w in writes:
                 latest[w["user_id"]] = max(latest.get(w["user_id"], w["last_at"]), w["last_at"])
@@ -776,10 +796,24 @@ class Neo4jGraphStore:
             )
 
         resolved: dict[TrackRef, str] = {}
-        result = await self._write(work, f"recording {len(listens)} listens")
+        track_eids: dict[str, str] = {}
+        what = f"recording {len(listens)} listens"
+        try:
+            result = await self._write(work, what)
+        except _StaleTrackError:
+            # Forget what this store remembered about tracks and resolve the batch afresh.
+            self._resolved.clear()
+            self._track_eids.clear()
+            try:
+                result = await self._write(work, what)
+            except _StaleTrackError as exc:
+                raise StoreError(f"{what}: {exc}") from exc
         if len(self._resolved) + len(resolved) > RESOLVED_CACHE:
             self._resolved.clear()
-        self._resolved.update(resolved)  # only now: the batch is committed
+            self._track_eids.clear()
+        # Only now: the batch is committed.
+        self._resolved.update(resolved)
+        self._track_eids.update(track_eids)
         return result
 
     async def set_artist_listens(self, rows: Sequence[ArtistListen]) -> None:
@@ -1333,6 +1367,10 @@ async def _require(tx: AsyncManagedTransaction, kind: str, ids: Iterable[str]) -
     _raise_missing(kind, wanted, found)
 
 
+class _StaleTrackError(Exception):
+    """A track this store remembered from an earlier batch no longer exists as remembered."""
+
+
 def _raise_missing(kind: str, wanted: Iterable[str], found: Iterable[str]) -> None:
     missing = sorted(set(wanted) - set(found))
     if missing:
@@ -1354,9 +1392,10 @@ async def _load_artists(
 
 async def _plan_tracks(
     tx: AsyncManagedTransaction, clean: Sequence[resolution.CleanTrack]
-) -> resolution.Plan:
+) -> tuple[resolution.Plan, dict[str, str]]:
+    """The plan for ``clean``, and the element ids of the stored tracks it looked at."""
     if not clean:
-        return resolution.Plan()
+        return resolution.Plan(), {}
     keys = resolution.track_keys(clean)
     rows = await _run(
         tx,
@@ -1376,7 +1415,8 @@ async def _plan_tracks(
     stored = resolution.Catalogue((), tracks)
     creating = [c.artist for c in clean if not _matches_stored(c, stored)]
     artists = await _load_artists(tx, resolution.artist_keys(creating)) if creating else []
-    return resolution.plan_tracks(clean, resolution.Catalogue(artists, tracks))
+    eids = {t["id"]: t["eid"] for t in rows[0]["tracks"]}
+    return resolution.plan_tracks(clean, resolution.Catalogue(artists, tracks)), eids
 
 
 def _matches_stored(ref: resolution.CleanTrack, cat: resolution.Catalogue) -> bool:
@@ -1395,7 +1435,8 @@ def _matches_stored(ref: resolution.CleanTrack, cat: resolution.Catalogue) -> bo
     return False
 
 
-async def _apply_plan(tx: AsyncManagedTransaction, plan: resolution.Plan) -> None:
+async def _apply_plan(tx: AsyncManagedTransaction, plan: resolution.Plan) -> dict[str, str]:
+    """Write ``plan``; answer the element ids of the tracks it created (by track id)."""
     new_artists: list[Row] = [
         {
             "id": a.id,
@@ -1429,8 +1470,9 @@ async def _apply_plan(tx: AsyncManagedTransaction, plan: resolution.Plan) -> Non
         }
         for t in plan.new_tracks
     ]
+    eids: dict[str, str] = {}
     for created in _chunks(new_tracks):
-        await _run(tx, cypher.CREATE_TRACKS, rows=list(created))
+        eids.update((await _run(tx, cypher.CREATE_TRACKS, rows=list(created)))[0]["eids"])
     filled_tracks: list[Row] = [
         {
             "id": t.id,
@@ -1444,6 +1486,7 @@ async def _apply_plan(tx: AsyncManagedTransaction, plan: resolution.Plan) -> Non
     ]
     for filled in _chunks(filled_tracks):
         await _run(tx, cypher.FILL_TRACKS, rows=list(filled))
+    return eids
 
 
 async def _playlist_for_edit(tx: AsyncManagedTransaction, playlist_id: str) -> list[Row]:
