@@ -166,13 +166,14 @@ class ResponseCache:
             if str(self.path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path, timeout=30.0)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute(
+            await (await self._db.execute("PRAGMA journal_mode=WAL")).close()
+            await (await self._db.execute("PRAGMA synchronous=NORMAL")).close()
+            cursor = await self._db.execute(
                 "CREATE TABLE IF NOT EXISTS responses ("
                 " key TEXT PRIMARY KEY, source TEXT NOT NULL, status INTEGER NOT NULL,"
                 " body BLOB NOT NULL, stored_at REAL NOT NULL, expires_at REAL NOT NULL)"
             )
+            await cursor.close()
             await self._db.commit()
         except Exception as exc:
             raise EnrichmentError(f"cannot open the HTTP cache at {self.path}: {exc}") from exc
@@ -217,11 +218,12 @@ class ResponseCache:
         async with self._lock:
             rows, self._pending = self._pending, {}
             try:
-                await self._db.executemany(
+                async with self._db.executemany(
                     "INSERT OR REPLACE INTO responses (key, source, status, body, stored_at,"
                     " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                     [(k, *v) for k, v in rows.items()],
-                )
+                ):
+                    pass
                 await self._db.commit()
             except sqlite3.Error as exc:
                 # The cache only saves requests: a write it cannot make now is kept for the

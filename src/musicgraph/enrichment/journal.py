@@ -10,6 +10,7 @@ costs at most one lease period, never work.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,8 +21,11 @@ import aiosqlite
 from musicgraph.errors import EnrichmentError
 from musicgraph.graph.base import GraphStore
 from musicgraph.graph.models import EnrichmentStatus
+from musicgraph.logging import get_logger
 
 __all__ = ["ClaimJournal"]
+
+log = get_logger(__name__)
 
 
 class ClaimJournal:
@@ -33,13 +37,14 @@ class ClaimJournal:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path, timeout=30.0)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute(
+            await (await self._db.execute("PRAGMA journal_mode=WAL")).close()
+            await (await self._db.execute("PRAGMA synchronous=NORMAL")).close()
+            cursor = await self._db.execute(
                 "CREATE TABLE IF NOT EXISTS claims ("
                 " source TEXT NOT NULL, track_id TEXT NOT NULL, claimed_at REAL NOT NULL,"
                 " PRIMARY KEY (source, track_id))"
             )
+            await cursor.close()
             await self._db.commit()
         except Exception as exc:
             raise EnrichmentError(f"cannot open the claim journal at {self.path}: {exc}") from exc
@@ -54,20 +59,28 @@ class ClaimJournal:
         if self._db is None or not track_ids:
             return
         now = time.time()
-        await self._db.executemany(
+        await self._write(
             "INSERT OR REPLACE INTO claims (source, track_id, claimed_at) VALUES (?, ?, ?)",
             [(source, t, now) for t in track_ids],
         )
-        await self._db.commit()
 
     async def remove(self, source: str, track_ids: Sequence[str]) -> None:
         if self._db is None or not track_ids:
             return
-        await self._db.executemany(
+        await self._write(
             "DELETE FROM claims WHERE source = ? AND track_id = ?",
             [(source, t) for t in track_ids],
         )
-        await self._db.commit()
+
+    async def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+        assert self._db is not None
+        try:
+            async with self._db.executemany(sql, rows):
+                pass
+            await self._db.commit()
+        except sqlite3.Error as exc:
+            # Only an accelerator (see the module docstring): a lost entry costs one lease period.
+            log.warning("claim journal write failed", path=str(self.path), error=str(exc))
 
     async def pending(self, source: str) -> list[str]:
         if self._db is None:

@@ -322,8 +322,19 @@ class EnrichmentPipeline:
                     prog.state = "disabled"
                     prog.reason = source.disabled_reason
                     continue
-                workers.append(self._worker(source, until_idle=until_idle, limit=limit))
-            await asyncio.gather(*workers)
+                workers.append(
+                    asyncio.get_running_loop().create_task(
+                        self._worker(source, until_idle=until_idle, limit=limit)
+                    )
+                )
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                # One worker failed (the store, say): stop the others before their clients close.
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
         finally:
             reporter.cancel()
             listener.cancel()
