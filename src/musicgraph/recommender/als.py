@@ -48,6 +48,8 @@ class ALS(DenseScoringMixin):
         self.num_threads = num_threads
         self.user_factors: FloatArray | None = None
         self.item_factors: FloatArray | None = None
+        self._model: Any = None
+        self._item_plays: FloatArray | None = None
 
     def fit(self, data: TrainingData) -> None:
         try:
@@ -79,6 +81,8 @@ class ALS(DenseScoringMixin):
             with threadpool_limits(1, "blas"), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="OpenBLAS is configured")
                 model.fit(sp.csr_matrix(x), show_progress=False)
+        self._model = model
+        self._item_plays = np.asarray(data.user_items.sum(axis=0), dtype=np.float64).ravel()
         self.user_factors = np.asarray(model.user_factors, dtype=np.float64)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float64)
         self._seen = sp.csr_matrix(x)
@@ -87,6 +91,23 @@ class ALS(DenseScoringMixin):
         if self.user_factors is None or self.item_factors is None:
             raise NotFittedError("ALS is not fitted: call fit(data) first")
         return np.asarray(self.user_factors[users] @ self.item_factors.T)
+
+    def fold_in(self, rows: sp.csr_matrix) -> FloatArray:
+        """User factors for play-count rows over the fitted items (e.g. a user's current history),
+        solved against the fitted item factors without refitting (implicit's exact least squares;
+        bm25 weights use the training matrix's item totals)."""
+        if self._model is None or self._item_plays is None:
+            raise NotFittedError("ALS is not fitted: call fit(data) first")
+        x = reweight(sp.csr_matrix(rows), self.weighting, item_plays=self._item_plays)
+        n = x.shape[0]
+        factors = self._model.recalculate_user(np.arange(n), sp.csr_matrix(x, dtype=np.float32))
+        return np.asarray(factors, dtype=np.float64).reshape(n, -1)
+
+    def score_rows(self, rows: sp.csr_matrix) -> FloatArray:
+        """Scores (rows x items) of play-count rows folded in (see :meth:`fold_in`)."""
+        users = self.fold_in(rows)
+        assert self.item_factors is not None
+        return np.asarray(users @ self.item_factors.T)
 
     def similar_items(self, item: int, *, n: int = 20) -> tuple[IntArray, FloatArray]:
         if self.item_factors is None:

@@ -56,8 +56,10 @@ class EASE(DenseScoringMixin):
     def _xp(self, rows: sp.csr_matrix) -> FloatArray:
         """``rows @ P`` for a block of input rows (users x items)."""
         assert self._z is not None and self._m is not None
-        inner = np.asarray((rows @ self._z.T).toarray()) @ self._m  # block x rows(Z)
-        return np.asarray(rows.toarray() - np.asarray((self._z.T @ inner.T).T)) / self.l2
+        dense = rows.toarray()
+        # Z @ dense.T rather than rows @ Z.T: no transposed copy of Z per call
+        inner = np.asarray(self._z @ dense.T).T @ self._m  # block x rows(Z)
+        return np.asarray(dense - np.asarray((self._z.T @ inner.T).T)) / self.l2
 
     def score(self, users: IntArray) -> FloatArray:
         if self._x is None or self._diag_p is None:

@@ -9,6 +9,9 @@ the event bus, and answers every request from RAM:
   the graph is small enough for the budget (``method="exact-ppr"``) and *sampled* with the
   vectorised Pixie walk otherwise (``"pixie-sampled"``); a request with ``seeds`` is seed radio
   (``"seed-radio:<method>"``); a user without history and without seeds gets ``"popularity"``.
+- artist recommendations from the user's history are served by the tuned
+  :class:`~musicgraph.recommender.hybrid.Hybrid` (``method="hybrid"``), the model the offline
+  evaluation names as default, when the graph is small enough for it (see *Hybrid* below).
 - ``similar(item)``: the same walk from one item.
 - controls (:class:`Controls`) filter and re-rank the candidates; every item can say why
   (:class:`Reason`, see :mod:`musicgraph.recommender.explain`).
@@ -28,6 +31,25 @@ with these payloads (``event.user_id`` set where it concerns one user):
 and then publishes ``Event("recommendations.updated", user_id=..., payload={"kinds": [...]})`` for
 the user concerned.
 
+Hybrid: with ``hybrid=True`` (the default) and at most ``hybrid_max_users`` users,
+``hybrid_max_artists`` artists and ``hybrid_max_cells`` users x artists (defaults 20k, 100k and 50M:
+EASE's fit holds a dense users x artists block and a users x users inverse; HetRec Last.fm-2K is
+1.9k x 17.6k), :meth:`RecommendationEngine.start` fits the Hybrid's components in a worker thread
+(``asyncio.to_thread``; the event loop never waits for a fit) on a snapshot of the projection's
+user-artist plays, artist tags and friendships, with the tuned parameters of
+``tuned_hetrec.json`` (``w_als=0`` when the optional ``implicit`` package is missing). Until the
+first fit is done, artist requests are answered by the walk with ``method`` prefixed
+``"hybrid-pending:"`` (an engine never started, e.g. the CLI's, just serves the walk). Each request
+scores the user's *current* row of the projection against the fitted components (EASE and PureSVD
+products, ALS fold-in, friends' current plays, tag profile), so a new listen counts at once;
+components are refitted in the background after ``hybrid_refit_after`` applied events or every
+``hybrid_refit_seconds`` when something changed. Artists added since the last fit are not
+candidates until the next one. Seed radio and ``similar`` keep the walk. Explanations attribute
+the hybrid's top items to the user's history seeds through the same evidence path as the walk
+(:func:`~musicgraph.recommender.explain.explain`, one-hop mass), and the controls are applied to
+the hybrid's scores as to the walk's (the walk's ``popularity_beta`` is not: the Hybrid is tuned
+without it; ``novelty`` is).
+
 A user id the projection has never seen is an error (``RecommenderError``) unless the request has
 seeds; a freshly created account can be announced with :meth:`RecommendationEngine.add_user` so
 that it gets popularity until its first listen.
@@ -37,19 +59,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from musicgraph.errors import RecommenderError
 from musicgraph.events import Event, EventBus, Subscription, Topic
 from musicgraph.graph.models import ItemKind, Similarity
 from musicgraph.logging import get_logger
-from musicgraph.recommender.base import FloatArray, IntArray
-from musicgraph.recommender.explain import Reason, SeedOrigin, TagNames, explain
+from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
+from musicgraph.recommender.explain import Reason, SeedOrigin, TagNames, explain, rows_csr
+from musicgraph.recommender.hybrid import Hybrid
 from musicgraph.recommender.projection import Projection
 from musicgraph.recommender.random_walk import (
     ExactOperator,
@@ -119,7 +144,9 @@ class Recommendation:
 @dataclass(frozen=True)
 class RecommendationResult:
     items: tuple[Recommendation, ...]
-    method: str  # "exact-ppr" | "pixie-sampled" | "seed-radio:..." | "popularity"
+    # "exact-ppr" | "pixie-sampled" | "seed-radio:..." | "popularity" | "hybrid"
+    # | "hybrid-pending:<walk method>"
+    method: str
     elapsed_ms: float
 
 
@@ -135,6 +162,9 @@ class EngineStats:
     tags: int = 0
     events_applied: int = 0
     last_load_ms: float = 0.0
+    hybrid: str = "off"  # "off" | "pending" | "fitted" | "failed" | "too-large"
+    hybrid_fits: int = 0
+    last_hybrid_fit_ms: float = 0.0
 
 
 @dataclass
@@ -144,6 +174,25 @@ class _Seeds:
     origins: list[SeedOrigin] = field(default_factory=list)
 
 
+@dataclass
+class _HybridFit:
+    """A fitted Hybrid and the shape of the snapshot it was fitted on."""
+
+    model: Hybrid
+    n_users: int
+    n_artists: int
+
+
+def hybrid_params() -> dict[str, Any]:
+    """The Hybrid's tuned parameters (``tuned_hetrec.json``), ``w_als=0`` without ``implicit``."""
+    from musicgraph.recommender.evaluate import load_tuned
+
+    params: dict[str, Any] = dict(load_tuned().get("Hybrid", {}).get("params", {}))
+    if importlib.util.find_spec("implicit") is None:
+        params["w_als"] = 0.0
+    return params
+
+
 class RecommendationEngine:
     """Recommendations from the in-memory projection (see the module docstring).
 
@@ -151,7 +200,8 @@ class RecommendationEngine:
     ``mode`` ("auto", "exact" or "sampled"), ``exact_budget`` (edges an exact answer may touch,
     hops included; above it the walk is sampled), ``popularity_beta`` (score divided by
     item degree^beta, as RP3beta does), ``seed`` (random seed of the sampled walk), ``store`` (for
-    re-reads on events and playlist generation), ``clock`` (seconds, for "heard within N days").
+    re-reads on events and playlist generation), ``clock`` (seconds, for "heard within N days"),
+    ``hybrid`` and ``hybrid_*`` (the Hybrid for artists; see the module docstring).
     """
 
     def __init__(
@@ -169,6 +219,13 @@ class RecommendationEngine:
         seed: int = 0,
         clock: Any = time.time,
         loaded: bool = True,
+        hybrid: bool = True,
+        hybrid_params: dict[str, Any] | None = None,
+        hybrid_max_users: int = 20_000,
+        hybrid_max_artists: int = 100_000,
+        hybrid_max_cells: int = 50_000_000,
+        hybrid_refit_after: int = 1_000,
+        hybrid_refit_seconds: float = 3_600.0,
     ) -> None:
         if mode not in ("auto", "exact", "sampled"):
             raise RecommenderError(f"unknown walk mode {mode!r}: use auto, exact or sampled")
@@ -193,6 +250,20 @@ class RecommendationEngine:
         self._events_applied = 0
         self._load_ms = 0.0
         self._requests = 0
+        self.hybrid = hybrid
+        self.hybrid_params = hybrid_params
+        self.hybrid_max_users = hybrid_max_users
+        self.hybrid_max_artists = hybrid_max_artists
+        self.hybrid_max_cells = hybrid_max_cells
+        self.hybrid_refit_after = hybrid_refit_after
+        self.hybrid_refit_seconds = hybrid_refit_seconds
+        self._hybrid: _HybridFit | None = None
+        self._hybrid_state = "off"
+        self._hybrid_task: asyncio.Task[None] | None = None
+        self._hybrid_timer: asyncio.Task[None] | None = None
+        self._hybrid_changes = 0
+        self._hybrid_fits = 0
+        self._hybrid_fit_ms = 0.0
 
     @classmethod
     async def load(
@@ -228,6 +299,9 @@ class RecommendationEngine:
             tags=s.tags,
             events_applied=self._events_applied,
             last_load_ms=self._load_ms,
+            hybrid=self._hybrid_state,
+            hybrid_fits=self._hybrid_fits,
+            last_hybrid_fit_ms=self._hybrid_fit_ms,
         )
 
     # --- requests -----------------------------------------------------------------------------------
@@ -251,22 +325,33 @@ class RecommendationEngine:
         else:
             seeds = self._history_seeds(user, kind) if user is not None else _Seeds(*_empty())
             prefix = ""
+        penalty: float | None = None
         if seeds.items.size == 0:
             items, scores = self._popularity(kind)
             walk: WalkResult | None = None
             method = "popularity"
             walks = np.zeros(0)
+        elif kind == "artist" and user is not None and not c.seeds and self._hybrid is not None:
+            items, scores = self._hybrid_scores(self._hybrid, user)
+            walk = None
+            walks = seed_budget(WalkGraph(p, kind), seeds.items, seeds.weights, self.params[kind])
+            method = "hybrid"
+            penalty = c.novelty
         else:
             walk, walks = self._walk(kind, seeds)
             items, scores = walk.items, walk.scores
             method = prefix + walk.method
+            if kind == "artist" and not c.seeds and self._hybrid_state == "pending":
+                method = "hybrid-pending:" + method
         # the items asked for are not news; items reached from a tag are what tag radio is for
         exclude_seeds = (
             seeds.items[[o.seed_kind != "tag" for o in seeds.origins]] if c.seeds else None
         )
-        top_items, top_scores = self._rank(kind, user, items, scores, c, exclude_seeds)
+        top_items, top_scores = self._rank(
+            kind, user, items, scores, c, exclude_seeds, penalty=penalty
+        )
         reasons: list[tuple[Reason, ...]]
-        if c.explain and walk is not None:
+        if c.explain and (walk is not None or method == "hybrid"):
             reasons = explain(
                 p,
                 kind,
@@ -519,8 +604,11 @@ class RecommendationEngine:
         scores: FloatArray,
         c: Controls,
         exclude: IntArray | None,
+        *,
+        penalty: float | None = None,
     ) -> tuple[IntArray, FloatArray]:
-        """Apply the controls to the candidates and keep the best ``c.limit``."""
+        """Apply the controls to the candidates and keep the best ``c.limit`` (scores divided by
+        (listeners + 1)^``penalty``, by default ``popularity_beta + c.novelty``)."""
         p = self.projection
         n = p.n_items(kind)
         keep = np.ones(items.size, dtype=bool)
@@ -553,7 +641,8 @@ class RecommendationEngine:
                 v = p.features[name][items]
                 keep &= (v >= rng_[0]) & (v <= rng_[1])  # NaN (not enriched) fails both
         items, scores = items[keep], scores[keep]
-        penalty = self.popularity_beta + c.novelty
+        if penalty is None:
+            penalty = self.popularity_beta + c.novelty
         if penalty > 0 and items.size:
             deg = self._degrees(kind, items).astype(np.float64)
             scores = scores / np.power(deg + 1.0, penalty)
@@ -562,12 +651,22 @@ class RecommendationEngine:
     # --- live -------------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Follow the bus: apply graph events in place and announce fresh recommendations."""
+        if self.hybrid_eligible() and self._hybrid_timer is None:
+            self._hybrid_state = "pending" if self._hybrid is None else self._hybrid_state
+            self.schedule_hybrid_fit()
+            self._hybrid_timer = asyncio.create_task(self._hybrid_clock(), name="hybrid-refit")
         if self.bus is None or self._task is not None:
             return
         self._sub = self.bus.subscribe(_TOPICS)
         self._task = asyncio.create_task(self._consume(self._sub), name="recommender-events")
 
     async def stop(self) -> None:
+        for task in (self._hybrid_timer, self._hybrid_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._hybrid_timer = self._hybrid_task = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -646,15 +745,129 @@ class RecommendationEngine:
                 for item_id, rows in zip(ids, await self.store.get_tags(kind, ids), strict=True):
                     p.set_tags(kind, item_id, [(t.tag, t.count) for t in rows])
         self._events_applied += 1
+        if event.topic in ("listens.recorded", "ratings.changed", "tags.changed"):
+            self._hybrid_changes += 1
+            if self._hybrid_changes >= self.hybrid_refit_after and self._hybrid_timer is not None:
+                self.schedule_hybrid_fit()
         if kinds and event.user_id and self.bus is not None:
             self.bus.publish(
                 Event("recommendations.updated", payload={"kinds": kinds}, user_id=event.user_id)
             )
 
+    # --- hybrid ------------------------------------------------------------------------------------
+    def hybrid_eligible(self) -> bool:
+        """Whether the graph is small enough for the Hybrid (see the module docstring)."""
+        if not self.hybrid:
+            return False
+        nu, na = self.projection.n_users, self.projection.n_items("artist")
+        ok = (
+            nu <= self.hybrid_max_users
+            and na <= self.hybrid_max_artists
+            and nu * na <= self.hybrid_max_cells
+        )
+        if not ok:
+            self._hybrid_state = "too-large"
+        return ok
+
+    def _hybrid_snapshot(self) -> TrainingData:
+        """The projection's artist matrices, copied (fits run in a thread while events apply)."""
+        p = self.projection
+        plays = sp.csr_matrix(p.user_artist.fwd.to_csr(), dtype=np.float64, copy=True)
+        tags = sp.csr_matrix(p.artist_tag.fwd.to_csr(), dtype=np.float64, copy=True)
+        tags.resize((plays.shape[1], max(len(p.tags), tags.shape[1])))
+        friends = sp.csr_matrix(p.friends.to_csr(), dtype=np.float64, copy=True)
+        friends.resize((plays.shape[0], plays.shape[0]))
+        return TrainingData(user_items=plays, item_tags=tags, user_friends=friends)
+
+    def fit_hybrid(self) -> None:
+        """Fit the Hybrid now, in this thread (the bench and tests; the server uses
+        :meth:`schedule_hybrid_fit`)."""
+        self._install_hybrid(_fit_hybrid(self._hybrid_snapshot(), self._hybrid_params()))
+
+    def _hybrid_params(self) -> dict[str, Any]:
+        return dict(self.hybrid_params) if self.hybrid_params is not None else hybrid_params()
+
+    def _install_hybrid(self, fitted: tuple[_HybridFit, float]) -> None:
+        self._hybrid, ms = fitted
+        self._hybrid_state = "fitted"
+        self._hybrid_fits += 1
+        self._hybrid_fit_ms = ms
+
+    def schedule_hybrid_fit(self) -> asyncio.Task[None] | None:
+        """Start a background (re)fit unless one is running; returns its task. A graph grown
+        past the threshold drops the Hybrid (the walk serves) instead."""
+        if self._hybrid_task is not None and not self._hybrid_task.done():
+            return self._hybrid_task
+        if not self.hybrid_eligible():
+            self._hybrid = None
+            return None
+        self._hybrid_changes = 0
+        data = self._hybrid_snapshot()  # taken on the loop, between events
+        params = self._hybrid_params()
+
+        async def run() -> None:
+            try:
+                fitted = await asyncio.to_thread(_fit_hybrid, data, params)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the walk keeps serving
+                log.exception("recommender.hybrid_fit_failed", error=str(exc))
+                if self._hybrid is None:
+                    self._hybrid_state = "failed"
+                return
+            self._install_hybrid(fitted)
+            log.info(
+                "recommender.hybrid_fitted",
+                users=fitted[0].n_users,
+                artists=fitted[0].n_artists,
+                ms=round(fitted[1], 1),
+            )
+
+        self._hybrid_task = asyncio.create_task(run(), name="hybrid-fit")
+        return self._hybrid_task
+
+    async def wait_hybrid(self) -> None:
+        """Wait for a running background fit (tests, startup scripts)."""
+        if self._hybrid_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._hybrid_task)
+
+    async def _hybrid_clock(self) -> None:
+        while True:
+            await asyncio.sleep(self.hybrid_refit_seconds)
+            if self._hybrid_changes > 0:
+                self.schedule_hybrid_fit()
+
+    def _hybrid_scores(self, fit: _HybridFit, user: int) -> tuple[IntArray, FloatArray]:
+        """Fused Hybrid scores of the user's current row (positive ones, fitted artists only)."""
+        p = self.projection
+        n = fit.n_artists
+        rel = p.user_artist.fwd
+        cols = rel.row(user).astype(np.int64)
+        w = rel.row_weights(user).astype(np.float64)
+        keep = cols < n
+        row = sp.csr_matrix((w[keep], (np.zeros(int(keep.sum()), np.int64), cols[keep])), (1, n))
+        friends = p.friends.row(user).astype(np.int64) if user < p.friends.n_rows else None
+        friend_rows = None
+        if friends is not None:
+            fr = rows_csr(rel, friends, rel.n_cols, binary=False)[:, :n]
+            friend_rows = [sp.csr_matrix(fr)]
+        scores = fit.model.score_rows(row, friend_rows)[0]
+        items = np.flatnonzero(scores > 0).astype(np.int64)
+        return items, scores[items]
+
     def add_user(self, user_id: str) -> None:
         """Make a user without any edges known (a new account), so that ``recommend`` answers
         with popularity instead of an unknown-user error."""
         self.projection.add_user(user_id)
+
+
+def _fit_hybrid(data: TrainingData, params: dict[str, Any]) -> tuple[_HybridFit, float]:
+    """Fit a Hybrid on ``data`` (runs in a worker thread); returns it and the milliseconds."""
+    t0 = time.perf_counter()
+    model = Hybrid(**params)
+    model.fit(data)
+    return _HybridFit(model, data.n_users, data.n_items), (time.perf_counter() - t0) * 1000
 
 
 def _empty() -> tuple[IntArray, FloatArray]:

@@ -22,6 +22,7 @@ split (``ease`` has weight 1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -246,6 +247,69 @@ class Hybrid(DenseScoringMixin):
             profile /= np.where(norms > 0, norms, 1.0)
             out["tag_profile"] = np.asarray((c.tag_vectors @ profile.T).T)
         return out
+
+    @property
+    def n_items(self) -> int:
+        """Items the components were fitted on (0 before fitting)."""
+        return 0 if self._c is None else int(self._c.binary.shape[1])
+
+    def component_scores_rows(
+        self, plays: sp.csr_matrix, friend_plays: Sequence[sp.csr_matrix] | None = None
+    ) -> dict[str, FloatArray]:
+        """Each component's raw scores for play-count rows given directly (rows x fitted items),
+        e.g. users' *current* histories, against the fitted components: nothing is refitted.
+
+        ``friend_plays[r]`` holds the play-count rows of row ``r``'s friends (any number of rows;
+        each is log-weighted and normalised as in training). ALS rows are folded in."""
+        c = self._c
+        if c is None:
+            raise NotFittedError("Hybrid is not fitted: call fit(data) first")
+        plays = sp.csr_matrix(plays, dtype=np.float64)
+        if plays.shape[1] != c.binary.shape[1]:
+            raise ValueError(
+                f"rows have {plays.shape[1]} columns, the Hybrid was fitted on {c.binary.shape[1]}"
+            )
+        x = reweight(plays, "binary")
+        out: dict[str, FloatArray] = {"ease": c.ease.score_rows(x)}
+        if self.w_svd:
+            out["svd"] = np.asarray((x @ sp.diags(c.svd_scale) @ c.svd_items) @ c.svd_items.T)
+        if self.w_als and c.als is not None:
+            out["als"] = c.als.score_rows(plays)
+        if self.w_friends and friend_plays is not None:
+            rows = [
+                np.asarray(row_normalise(reweight(f, "log")).sum(axis=0)).ravel()
+                if f.shape[0]
+                else np.zeros(plays.shape[1])
+                for f in friend_plays
+            ]
+            out["friends"] = np.vstack(rows) if rows else np.zeros((0, plays.shape[1]))
+        if self.w_tag_knn and c.tag_similarity is not None:
+            out["tag_knn"] = np.asarray((x @ c.tag_similarity).toarray())
+        if self.w_tag_profile and c.tag_vectors is not None:
+            log_plays = row_normalise(reweight(plays, "log"))
+            profile = np.asarray((log_plays @ c.tag_vectors).toarray())
+            norms = np.linalg.norm(profile, axis=1, keepdims=True)
+            profile /= np.where(norms > 0, norms, 1.0)
+            out["tag_profile"] = np.asarray((c.tag_vectors @ profile.T).T)
+        return out
+
+    def score_rows(
+        self, plays: sp.csr_matrix, friend_plays: Sequence[sp.csr_matrix] | None = None
+    ) -> FloatArray:
+        """The fused scores of :meth:`component_scores_rows` (rows x fitted items). Each component
+        is scaled by the row's best *unheard* item, as in :meth:`score`, but heard items keep
+        their scaled score (the caller decides whether to exclude them)."""
+        plays = sp.csr_matrix(plays, dtype=np.float64)
+        seen = reweight(plays, "binary")
+        weights = self.weights()
+        total = np.zeros((plays.shape[0], self.n_items))
+        for name, raw in self.component_scores_rows(plays, friend_plays).items():
+            masked = np.array(raw, dtype=np.float64)
+            mask_rows(masked, seen)
+            best = masked.max(axis=1, keepdims=True)
+            scale = np.where(np.isfinite(best) & (best > 0), best, 1.0)
+            total += weights[name] * (raw / scale)
+        return total
 
     def weights(self) -> dict[str, float]:
         return {

@@ -26,11 +26,16 @@ class NotFittedError(MusicgraphError):
     """A recommender was asked for recommendations before ``fit``."""
 
 
-def reweight(user_items: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
+def reweight(
+    user_items: sp.csr_matrix, weighting: str, *, item_plays: FloatArray | None = None
+) -> sp.csr_matrix:
     """Play counts are heavy-tailed: ``log`` uses log1p(count), ``binary`` 1 per listened item,
     ``bm25`` the Okapi BM25 weight with items as documents and users as terms (as in implicit's
     Last.fm example): saturating in the count, normalised by the item's total plays, and
-    down-weighting users who listen to many items."""
+    down-weighting users who listen to many items.
+
+    ``item_plays`` (bm25 only) are the items' total plays to normalise by, e.g. those of the
+    training matrix when a few new rows are weighted the way the model was fitted."""
     m = sp.csr_matrix(user_items, dtype=np.float64, copy=True)
     m.eliminate_zeros()
     if weighting == "count":
@@ -42,16 +47,23 @@ def reweight(user_items: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
         m.data = np.log1p(m.data)
         return m
     if weighting == "bm25":
-        return _bm25(m)
+        return _bm25(m, item_plays=item_plays)
     raise MusicgraphError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
 
 
-def _bm25(m: sp.csr_matrix, k1: float = BM25_K1, b: float = BM25_B) -> sp.csr_matrix:
+def _bm25(
+    m: sp.csr_matrix,
+    k1: float = BM25_K1,
+    b: float = BM25_B,
+    *,
+    item_plays: FloatArray | None = None,
+) -> sp.csr_matrix:
     coo = m.tocoo()
     n_items = m.shape[1]
     items_per_user = np.diff(m.indptr).astype(np.float64)
     idf = np.log(max(n_items, 1)) - np.log1p(items_per_user)
-    item_plays = np.asarray(m.sum(axis=0)).ravel()
+    if item_plays is None:
+        item_plays = np.asarray(m.sum(axis=0)).ravel()
     mean_plays = float(item_plays.mean()) or 1.0
     length_norm = (1.0 - b) + b * item_plays / mean_plays
     data = coo.data * (k1 + 1.0) / (k1 * length_norm[coo.col] + coo.data) * idf[coo.row]

@@ -1,0 +1,220 @@
+"""The engine serves the tuned Hybrid for artist recommendations on small graphs: fitted in the
+background, scored from the user's current row, explained, and under the same controls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from musicgraph.events import Event
+from musicgraph.recommender.base import TrainingData
+from musicgraph.recommender.engine import Controls, RecommendationEngine
+from musicgraph.recommender.hybrid import Hybrid
+from musicgraph.recommender.projection import Projection
+
+NOW = 1_700_000_000
+# small fixed params: the test graph is tiny (the tuned ones are for HetRec)
+PARAMS = {"factors": 4, "als_factors": 4, "l2": 5.0, "tag_k": 5}
+
+
+def two_scenes() -> Projection:
+    """Rock artists R0-R5 (tracks r<artist>-<n>) played by users 0-14, jazz artists J0-J5 by users
+    15-29; "me" played R0 and R1 and has users 2 and 3 as friends. Rock artists are tagged rock,
+    jazz ones jazz, R5 also "loud"."""
+    artists = [f"R{i}" for i in range(6)] + [f"J{i}" for i in range(6)]
+    tracks = [f"{a.lower()}-{n}" for a in artists for n in range(2)]
+    track_artist = np.repeat(np.arange(12), 2)
+    users = [f"u{i}" for i in range(30)] + ["me"]
+    rng = np.random.default_rng(7)
+    rows: list[int] = []
+    cols: list[int] = []
+    counts: list[int] = []
+    for u in range(30):
+        scene = 0 if u < 15 else 6
+        for a in rng.choice(6, size=4, replace=False):
+            rows.append(u)
+            cols.append(int(2 * (scene + a) + rng.integers(2)))
+            counts.append(int(rng.integers(1, 9)))
+    me = users.index("me")
+    for t, n in ((0, 5), (2, 3)):
+        rows.append(me)
+        cols.append(t)
+        counts.append(n)
+    times = np.full(len(rows), NOW - 86_400)
+    return Projection.from_arrays(
+        user_ids=users,
+        track_ids=tracks,
+        artist_ids=artists,
+        tag_names=["rock", "jazz", "loud"],
+        listens=(np.array(rows), np.array(cols), np.array(counts), times),
+        track_artist=track_artist,
+        artist_tags=(
+            np.array([*range(12), 5]),
+            np.array([0] * 6 + [1] * 6 + [2]),
+            np.ones(13),
+        ),
+        friends=(np.array([me, me]), np.array([2, 3])),
+    )
+
+
+def fitted_engine(**options: object) -> RecommendationEngine:
+    engine = RecommendationEngine(
+        two_scenes(),
+        clock=lambda: NOW,
+        hybrid_params=PARAMS,
+        **options,  # type: ignore[arg-type]
+    )
+    engine.fit_hybrid()
+    return engine
+
+
+def artist_ids(engine: RecommendationEngine, **controls: object) -> tuple[str, list[str]]:
+    res = engine.recommend("me", kind="artist", controls=Controls(**controls))  # type: ignore[arg-type]
+    return res.method, [r.item_id for r in res.items]
+
+
+def test_hybrid_serves_artists_with_explanations() -> None:
+    """A fitted engine answers artist requests with the Hybrid, rock first, each item explained
+    by the user's history seeds with shares and counted evidence."""
+    engine = fitted_engine()
+    res = engine.recommend("me", kind="artist", controls=Controls(limit=4))
+    assert res.method == "hybrid"
+    got = [r.item_id for r in res.items]
+    assert got and all(a.startswith("R") for a in got[:3])
+    assert not {"R0", "R1"} & set(got)
+    top = res.items[0]
+    seeds = [r for r in top.reasons if r.seed_kind == "artist"]
+    assert seeds and {r.seed_id for r in seeds} <= {"R0", "R1"}
+    assert 0.99 <= sum(r.share for r in top.reasons) <= 1.01
+    assert all(r.evidence for r in top.reasons)
+    assert engine.stats.hybrid == "fitted" and engine.stats.hybrid_fits == 1
+
+
+def test_hybrid_keeps_the_controls() -> None:
+    """Heard artists come back only when asked, tag filters and the limit hold, and tracks and
+    seed radio keep the walk."""
+    engine = fitted_engine()
+    _, heard_too = artist_ids(engine, limit=12, exclude_heard=False)
+    assert {"R0", "R1"} <= set(heard_too)
+    method, jazz = artist_ids(engine, limit=3, include_tags=("jazz",))
+    assert method == "hybrid" and jazz and all(a.startswith("J") for a in jazz)
+    _, not_loud = artist_ids(engine, limit=12, exclude_tags=("loud",))
+    assert "R5" not in not_loud
+    _, two = artist_ids(engine, limit=2, novelty=1.0)
+    assert len(two) == 2
+    assert engine.recommend("me", kind="track").method == "exact-ppr"
+    radio = engine.recommend("me", kind="artist", controls=Controls(seeds=("J0",)))
+    assert radio.method.startswith("seed-radio:")
+
+
+def test_hybrid_explanations_can_be_turned_off() -> None:
+    """With explain off the hybrid's items carry no reasons."""
+    res = fitted_engine().recommend("me", kind="artist", controls=Controls(explain=False))
+    assert res.method == "hybrid" and res.items and all(not r.reasons for r in res.items)
+
+
+def test_a_graph_above_the_threshold_keeps_the_walk() -> None:
+    """Above the users x artists threshold the engine never fits the Hybrid and walks."""
+    engine = RecommendationEngine(two_scenes(), hybrid_max_users=10)
+    assert not engine.hybrid_eligible()
+    assert engine.stats.hybrid == "too-large"
+    assert engine.recommend("me", kind="artist").method == "exact-ppr"
+
+
+async def test_walk_until_the_background_fit_is_done() -> None:
+    """start() fits in a worker thread; until then artist requests walk and say so, then the
+    Hybrid answers."""
+    engine = RecommendationEngine(two_scenes(), clock=lambda: NOW, hybrid_params=PARAMS)
+    await engine.start()
+    try:
+        first = engine.recommend("me", kind="artist")
+        assert first.method in ("hybrid-pending:exact-ppr", "hybrid")
+        assert engine.stats.hybrid in ("pending", "fitted")
+        await engine.wait_hybrid()
+        assert engine.recommend("me", kind="artist").method == "hybrid"
+        assert engine.stats.hybrid == "fitted"
+    finally:
+        await engine.stop()
+
+
+async def test_a_new_listen_changes_hybrid_results_without_a_refit() -> None:
+    """A listen event is reflected by the next hybrid answer (the user's current row is scored
+    against the fitted components) before any refit."""
+    engine = RecommendationEngine(
+        two_scenes(), clock=lambda: NOW, hybrid_params=PARAMS, hybrid_refit_after=10_000
+    )
+    await engine.start()
+    try:
+        await engine.wait_hybrid()
+        _, before = artist_ids(engine, limit=12)
+        assert "J0" in before
+        listens = [{"track_id": f"j{a}-0", "listened_at": NOW, "skipped": False} for a in range(3)]
+        for _ in range(3):
+            await engine.apply_event(
+                Event("listens.recorded", payload={"listens": listens}, user_id="me")
+            )
+        method, after = artist_ids(engine, limit=12)
+        assert method == "hybrid" and engine.stats.hybrid_fits == 1
+        assert not {"J0", "J1", "J2"} & set(after)  # now heard
+        assert after[:3] != before[:3]
+        assert any(a.startswith("J") for a in after[:3])  # jazz moved up
+    finally:
+        await engine.stop()
+
+
+async def test_enough_changes_refit_in_the_background() -> None:
+    """After ``hybrid_refit_after`` applied events the components are refitted off the loop."""
+    engine = RecommendationEngine(
+        two_scenes(), clock=lambda: NOW, hybrid_params=PARAMS, hybrid_refit_after=2
+    )
+    await engine.start()
+    try:
+        await engine.wait_hybrid()
+        listen = [{"track_id": "j0-0", "listened_at": NOW, "skipped": False}]
+        for _ in range(2):
+            await engine.apply_event(
+                Event("listens.recorded", payload={"listens": listen}, user_id="me")
+            )
+        await engine.wait_hybrid()
+        assert engine.stats.hybrid_fits == 2
+        assert engine.recommend("me", kind="artist").method == "hybrid"
+    finally:
+        await engine.stop()
+
+
+async def test_a_failed_fit_leaves_the_walk_serving() -> None:
+    """A fit that raises is logged; the walk keeps answering, without the pending prefix."""
+    engine = RecommendationEngine(two_scenes(), hybrid_params={"no_such_param": 1})
+    await engine.start()
+    try:
+        await engine.wait_hybrid()
+        assert engine.stats.hybrid == "failed"
+        assert engine.recommend("me", kind="artist").method == "exact-ppr"
+    finally:
+        await engine.stop()
+
+
+@pytest.mark.parametrize("w_als", [0.0, 1.0])
+def test_row_scoring_matches_the_fitted_users(w_als: float) -> None:
+    """Hybrid.score_rows on training rows (friends' rows given) equals Hybrid.score on unheard
+    items without ALS; with ALS folded in, the rows still rank the user's own scene first."""
+    p = two_scenes()
+    plays = sp.csr_matrix(p.user_artist.fwd.to_csr(), dtype=np.float64)
+    friends = sp.csr_matrix(p.friends.to_csr(), dtype=np.float64)
+    friends.resize((plays.shape[0], plays.shape[0]))
+    tags = sp.csr_matrix(p.artist_tag.fwd.to_csr(), dtype=np.float64)
+    model = Hybrid(**PARAMS, w_als=w_als)  # type: ignore[arg-type]
+    model.fit(TrainingData(user_items=plays, item_tags=tags, user_friends=friends))
+    users = np.arange(plays.shape[0])
+    friend_plays = [plays[friends[u].indices] for u in users]
+    rows = model.score_rows(plays, friend_plays)
+    if w_als == 0.0:
+        full = model.score(users)
+        finite = np.isfinite(full)
+        np.testing.assert_allclose(rows[finite], full[finite], rtol=1e-6, atol=1e-9)
+    me = p.users.get("me")
+    assert me is not None
+    unheard = [a for a in range(12) if a not in (0, 1)]
+    best = max(unheard, key=lambda a: rows[me, a])
+    assert best < 6
