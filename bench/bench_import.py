@@ -8,7 +8,7 @@ on time).
 A synthetic ListenBrainz JSON Lines export (1,000 users, 50,000 tracks of 5,000 artists with Zipf
 popularity, half of the tracks with a MusicBrainz recording id) is
 written to a temporary folder and imported through the same code as ``musicgraph import
-listenbrainz``: streaming parse, validation, batches of 5,000 in one transaction each.
+listenbrainz``: streaming parse, validation, batches of 20,000 in one transaction each.
 
 Memory: each size is imported in a fresh process that reports its peak resident set
 (``ru_maxrss``) and the peak of Python allocations (``tracemalloc``); flat numbers as the file
