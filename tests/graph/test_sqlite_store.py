@@ -219,3 +219,63 @@ async def test_sqlite_errors_are_translated_with_their_cause(tmp_path: Path) -> 
         await SqliteGraphStore(path).open()
     assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
     assert str(path) in str(info.value)
+
+
+async def test_plain_and_general_batch_writes_store_the_same(tmp_path: Path) -> None:
+    """A one-user, one-source batch in time order (the import's short way) stores the same
+    listens and aggregates as the same listens shuffled (the general way)."""
+    import random
+
+    refs = [TrackRef("Shared", f"Song {i % 7}") for i in range(60)]
+    stored = []
+    for name, order in (("plain", False), ("general", True)):
+        async with SqliteGraphStore(tmp_path / f"{name}.db") as store:
+            alice = await store.create_user("Alice")
+            batch = [ListenInput(alice.id, ref, T0 + i // 2, "test") for i, ref in enumerate(refs)]
+            if order:
+                random.Random(1).shuffle(batch)
+            result = await store.record_listens(batch)
+            assert (result.inserted, result.duplicates) == (60, 0)
+            stored.append(
+                (
+                    await store.get_aggregates([alice.id]),
+                    await store.listens_between(alice.id, T0, T0 + 100),
+                )
+            )
+    assert stored[0] == stored[1]
+
+
+async def test_listen_fields_survive_the_json_batch(tmp_path: Path) -> None:
+    """Sources with quotes and non-ASCII text, play times and skips are stored as given."""
+    async with SqliteGraphStore(tmp_path / "g.db") as store:
+        alice = await store.create_user("Alice")
+        source = 'ünïcode "quoted" \\ 🎵'
+        batch = [
+            ListenInput(alice.id, TrackRef("A", "B"), T0, source, ms_played=1234),
+            ListenInput(alice.id, TrackRef("A", "B"), T0 + 1, source, skipped=True),
+        ]
+        await store.record_listens(batch)
+        listens = await store.recent_listens(alice.id, include_skips=True)
+        assert [(x.source, x.ms_played, x.skipped) for x in listens] == [
+            (source, None, True),
+            (source, 1234, False),
+        ]
+        (aggregates,) = await store.get_aggregates([alice.id])
+        assert [(a.count, a.skips) for a in aggregates] == [(1, 1)]
+
+
+async def test_equal_refs_in_new_objects_resolve_to_the_remembered_track(tmp_path: Path) -> None:
+    """A ref built anew for every listen (not the same object) still finds the track an earlier
+    batch resolved, and an equal ref object seen before is recognised as well."""
+    async with SqliteGraphStore(tmp_path / "g.db") as store:
+        alice = await store.create_user("Alice")
+        ref = TrackRef("A", "B", mbid="8f3471b5-7e6a-48da-86a9-c1c07a0f47ae")
+        first = await store.record_listens([ListenInput(alice.id, ref, T0, "x")])
+        again = await store.record_listens(
+            [
+                ListenInput(alice.id, ref, T0 + 1, "x"),
+                ListenInput(alice.id, TrackRef("A", "B", mbid=ref.mbid), T0 + 2, "x"),
+            ]
+        )
+        assert again.track_ids == first.track_ids * 2
+        assert again.new_track_ids == ()

@@ -390,3 +390,29 @@ def test_csv_parser_accepts_other_header_names() -> None:
     text = "Title,Artist,Album,Date\nArchangel,Burial,Untrue,2020-09-13T12:26:40Z\n"
     good, bad = split(parse_lastfm_csv(io.StringIO(text), "u", name="f", now=NOW))
     assert bad == [] and good[0].track.artist == "Burial" and good[0].listened_at == 1600000000
+
+
+def test_listenbrainz_repeated_track_is_one_ref_and_numbers_stay_exact() -> None:
+    """Listens of the same track share one validated TrackRef; an integer beyond 64 bits is read
+    exactly (not as a float), and a duration of true is refused even after a duration of 1."""
+
+    def line(at: int, artist: object, duration: object = None) -> str:
+        info = {} if duration is None else {"duration_ms": duration}
+        meta = {"artist_name": artist, "track_name": "T", "additional_info": info}
+        return json.dumps({"listened_at": at, "track_metadata": meta})
+
+    big = 123456789012345678901234567890
+    text = "\n".join(
+        [
+            line(1_600_000_000, "A"),
+            line(1_600_000_001, "A"),
+            line(1_600_000_002, big),
+            line(1_600_000_003, "B", 1),
+            line(1_600_000_004, "B", True),
+        ]
+    )
+    good, bad = split(parse_listenbrainz(io.StringIO(text), "u", name="f", now=NOW))
+    assert good[0].track is good[1].track
+    assert good[2].track.artist == str(big)
+    assert good[3].track.duration_ms == 1
+    assert [e.reason for e in bad] == [common.BAD_DURATION]
