@@ -114,6 +114,15 @@ def test_hybrid_explanations_can_be_turned_off() -> None:
     assert res.method == "hybrid" and res.items and all(not r.reasons for r in res.items)
 
 
+def test_a_user_with_likes_but_no_plays_gets_the_walk() -> None:
+    """A user whose only history is a liked track has no row for the Hybrid to score: the walk
+    answers instead of an empty list."""
+    engine = fitted_engine()
+    engine.projection.set_ratings("fan", [("j0-0", 1)])
+    res = engine.recommend("fan", kind="artist")
+    assert res.method == "exact-ppr" and res.items
+
+
 def test_a_graph_above_the_threshold_keeps_the_walk() -> None:
     """Above the users x artists threshold the engine never fits the Hybrid and walks."""
     engine = RecommendationEngine(two_scenes(), hybrid_max_users=10)
@@ -161,6 +170,19 @@ async def test_a_new_listen_changes_hybrid_results_without_a_refit() -> None:
         assert any(a.startswith("J") for a in after[:3])  # jazz moved up
     finally:
         await engine.stop()
+
+
+async def test_a_user_new_since_the_fit_gets_the_hybrid() -> None:
+    """A user whose first listens arrive after the fit is scored from their row at once."""
+    engine = fitted_engine()
+    listens = [{"track_id": f"j{a}-1", "listened_at": NOW, "skipped": False} for a in (0, 1)]
+    await engine.apply_event(
+        Event("listens.recorded", payload={"listens": listens}, user_id="newbie")
+    )
+    res = engine.recommend("newbie", kind="artist", controls=Controls(limit=3))
+    assert res.method == "hybrid"
+    assert [r.item_id for r in res.items] and all(r.item_id.startswith("J") for r in res.items)
+    assert not {"J0", "J1"} & {r.item_id for r in res.items}
 
 
 async def test_enough_changes_refit_in_the_background() -> None:

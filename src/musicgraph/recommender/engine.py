@@ -326,13 +326,18 @@ class RecommendationEngine:
             seeds = self._history_seeds(user, kind) if user is not None else _Seeds(*_empty())
             prefix = ""
         penalty: float | None = None
+        fused: tuple[IntArray, FloatArray] | None = None
+        if kind == "artist" and user is not None and not c.seeds and self._hybrid is not None:
+            # a history of liked tracks only (no plays) scores nothing: the walk answers it
+            fused = self._hybrid_scores(self._hybrid, user) if seeds.items.size else None
+            fused = fused if fused is not None and fused[0].size else None
         if seeds.items.size == 0:
             items, scores = self._popularity(kind)
             walk: WalkResult | None = None
             method = "popularity"
             walks = np.zeros(0)
-        elif kind == "artist" and user is not None and not c.seeds and self._hybrid is not None:
-            items, scores = self._hybrid_scores(self._hybrid, user)
+        elif fused is not None:
+            items, scores = fused
             walk = None
             walks = seed_budget(WalkGraph(p, kind), seeds.items, seeds.weights, self.params[kind])
             method = "hybrid"
