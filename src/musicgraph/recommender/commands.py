@@ -7,6 +7,7 @@ print it: a table by default, one JSON object with ``--json``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import asdict
@@ -72,6 +73,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         engine = await RecommendationEngine.load(store)
         if engine.projection.users.get(user_id) is None:
             engine.add_user(user_id)
+        if args.kind == "artist" and engine.hybrid_eligible():
+            # Serve what the server serves (and the evaluation measures): the fitted Hybrid.
+            await asyncio.to_thread(engine.fit_hybrid)
         controls = Controls(
             limit=args.limit,
             seeds=tuple(args.seed or ()),
