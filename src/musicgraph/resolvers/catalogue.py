@@ -5,7 +5,11 @@ from __future__ import annotations
 from musicgraph.graph.identity import normalise
 from musicgraph.schema.context import Context
 from musicgraph.schema.types.catalogue import Artist, Tag, Track
-from musicgraph.schema.types.connection import Connection, offset_connection, offset_window
+from musicgraph.schema.types.connection import (
+    Connection,
+    Window,
+    offset_page,
+)
 
 
 async def track(ctx: Context, id: str) -> Track | None:
@@ -36,17 +40,19 @@ async def search_tracks(
     last: int | None,
     before: str | None,
 ) -> Connection[Track]:
-    total = await ctx.store.count_search_tracks(query)
-    window = offset_window(
+    async def fetch(window: Window) -> list[Track]:
+        rows = await ctx.store.search_tracks(query, offset=window.offset, limit=window.limit)
+        return [Track.from_model(t) for t in rows]
+
+    return await offset_page(
+        fetch,
+        total=await ctx.store.count_search_tracks(query),
+        max_page=ctx.settings.max_page_size,
         first=first,
         after=after,
         last=last,
         before=before,
-        total=total,
-        max_page=ctx.settings.max_page_size,
     )
-    rows = await ctx.store.search_tracks(query, offset=window.offset, limit=window.limit)
-    return offset_connection([Track.from_model(t) for t in rows], window, total)
 
 
 async def search_artists(
@@ -57,14 +63,16 @@ async def search_artists(
     last: int | None,
     before: str | None,
 ) -> Connection[Artist]:
-    total = await ctx.store.count_search_artists(query)
-    window = offset_window(
+    async def fetch(window: Window) -> list[Artist]:
+        rows = await ctx.store.search_artists(query, offset=window.offset, limit=window.limit)
+        return [Artist.from_model(a) for a in rows]
+
+    return await offset_page(
+        fetch,
+        total=await ctx.store.count_search_artists(query),
+        max_page=ctx.settings.max_page_size,
         first=first,
         after=after,
         last=last,
         before=before,
-        total=total,
-        max_page=ctx.settings.max_page_size,
     )
-    rows = await ctx.store.search_artists(query, offset=window.offset, limit=window.limit)
-    return offset_connection([Artist.from_model(a) for a in rows], window, total)

@@ -14,7 +14,13 @@ from musicgraph.graph import models
 from musicgraph.schema.context import Info
 from musicgraph.schema.decorators import field
 from musicgraph.schema.loaders import Loaders
-from musicgraph.schema.types.connection import Connection, offset_connection, offset_window
+from musicgraph.schema.types.connection import (
+    Connection,
+    Window,
+    offset_connection,
+    offset_page,
+    offset_window,
+)
 
 MB_RECORDING = "https://musicbrainz.org/recording/"
 MB_ARTIST = "https://musicbrainz.org/artist/"
@@ -193,20 +199,23 @@ class Tag:
         before: str | None = None,
     ) -> Connection[Track]:
         ctx = info.context
-        total = await ctx.store.count_items_tagged(self.name, "track")
-        window = offset_window(
+
+        async def fetch(window: Window) -> list[Track]:
+            ids = await ctx.store.items_tagged(
+                self.name, "track", offset=window.offset, limit=window.limit
+            )
+            found = await ctx.loaders.track.load_many(ids)
+            return [Track.from_model(t) for t in found if t]
+
+        return await offset_page(
+            fetch,
+            total=await ctx.store.count_items_tagged(self.name, "track"),
+            max_page=ctx.settings.max_page_size,
             first=first,
             after=after,
             last=last,
             before=before,
-            total=total,
-            max_page=ctx.settings.max_page_size,
         )
-        ids = await ctx.store.items_tagged(
-            self.name, "track", offset=window.offset, limit=window.limit
-        )
-        found = await ctx.loaders.track.load_many(ids)
-        return offset_connection([Track.from_model(t) for t in found if t], window, total)
 
     @field(description="Artists carrying the tag, most tagged first.")
     async def artists(
@@ -218,17 +227,20 @@ class Tag:
         before: str | None = None,
     ) -> Connection[Artist]:
         ctx = info.context
-        total = await ctx.store.count_items_tagged(self.name, "artist")
-        window = offset_window(
+
+        async def fetch(window: Window) -> list[Artist]:
+            ids = await ctx.store.items_tagged(
+                self.name, "artist", offset=window.offset, limit=window.limit
+            )
+            found = await ctx.loaders.artist.load_many(ids)
+            return [Artist.from_model(a) for a in found if a]
+
+        return await offset_page(
+            fetch,
+            total=await ctx.store.count_items_tagged(self.name, "artist"),
+            max_page=ctx.settings.max_page_size,
             first=first,
             after=after,
             last=last,
             before=before,
-            total=total,
-            max_page=ctx.settings.max_page_size,
         )
-        ids = await ctx.store.items_tagged(
-            self.name, "artist", offset=window.offset, limit=window.limit
-        )
-        found = await ctx.loaders.artist.load_many(ids)
-        return offset_connection([Artist.from_model(a) for a in found if a], window, total)

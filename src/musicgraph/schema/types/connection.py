@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -104,6 +104,23 @@ def offset_window(
     if first is None and last is None:
         end = min(end, start + min(DEFAULT_PAGE, max_page))
     return Window(offset=start, limit=max(end - start, 0))
+
+
+async def offset_page(
+    fetch: Callable[[Window], Awaitable[Sequence[NodeT]]],
+    *,
+    total: int,
+    max_page: int,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection[NodeT]:
+    """Select the window Relay's arguments ask for, fetch exactly that window, wrap it."""
+    window = offset_window(
+        first=first, after=after, last=last, before=before, total=total, max_page=max_page
+    )
+    return offset_connection(list(await fetch(window)), window, total)
 
 
 def offset_connection(nodes: list[NodeT], window: Window, total: int) -> Connection[NodeT]:
