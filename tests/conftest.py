@@ -85,3 +85,21 @@ async def neo4j_store(request: pytest.FixtureRequest) -> AsyncIterator[GraphStor
     server = request.getfixturevalue("neo4j_server")
     async for s in open_clean_store(server):
         yield s
+
+
+_NEO4J_OUTCOMES: dict[str, int] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count the outcomes of the tests that ran on the real Neo4j server."""
+    if "neo4j" not in report.keywords:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _NEO4J_OUTCOMES[report.outcome] = _NEO4J_OUTCOMES.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say in the log how many tests ran against Neo4j (CI must show they really ran)."""
+    if _NEO4J_OUTCOMES:
+        parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(_NEO4J_OUTCOMES.items()))
+        terminalreporter.write_line(f"Neo4j tests (real server): {parts}")
