@@ -102,6 +102,21 @@ class EnrichmentResult:
         return cls(Outcome.DEFERRED, reason=reason, retry_in=retry_in)
 
 
+class OwnsClient:
+    """The client a source owns: ``None`` while the source is disabled, closed by ``aclose``."""
+
+    client: SourceClient | None = None
+
+    @property
+    def _c(self) -> SourceClient:
+        assert self.client is not None, "a disabled source makes no requests"
+        return self.client
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+
 class EnrichmentSource(Protocol):
     """One outside API as the pipeline drives it."""
 

@@ -26,6 +26,7 @@ from musicgraph.enrichment.sources.base import (
     MONTH,
     EnrichmentResult,
     Outcome,
+    OwnsClient,
     TrackContext,
     client_config,
     http_error,
@@ -97,7 +98,7 @@ def _finished(r: ApiResponse) -> float | None:
     return MONTH if r.ok and b"AudioAnalysisV6Finished" in r.body else None
 
 
-class CyaniteSource:
+class CyaniteSource(OwnsClient):
     name = NAME
 
     def __init__(
@@ -131,15 +132,6 @@ class CyaniteSource:
                 cache=cache,
                 transport=transport,
             )
-
-    @property
-    def _c(self) -> SourceClient:
-        assert self.client is not None
-        return self.client
-
-    async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
 
     async def _graphql(
         self, query: str, variables: dict[str, Any], *, cache: bool

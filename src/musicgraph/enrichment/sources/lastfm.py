@@ -25,6 +25,7 @@ from musicgraph.enrichment.sources.base import (
     WEEK,
     EnrichmentResult,
     Outcome,
+    OwnsClient,
     SimilarArtist,
     SimilarTrack,
     TrackContext,
@@ -101,7 +102,7 @@ def _list(value: Any) -> list[dict[str, Any]]:
     return [v for v in value or [] if isinstance(v, dict)]
 
 
-class LastfmSource:
+class LastfmSource(OwnsClient):
     name = NAME
 
     def __init__(
@@ -127,15 +128,6 @@ class LastfmSource:
                 cache=cache,
                 transport=transport,
             )
-
-    @property
-    def _c(self) -> SourceClient:
-        assert self.client is not None
-        return self.client
-
-    async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
 
     async def _call(
         self, method: str, *, ttl: bool = True, **params: Any

@@ -24,6 +24,7 @@ from musicgraph.enrichment.sources.base import (
     WEEK,
     EnrichmentResult,
     Outcome,
+    OwnsClient,
     TrackContext,
     client_config,
     http_error,
@@ -55,7 +56,7 @@ def _ttl_found(long: float) -> Any:
     return rule
 
 
-class MusicBrainzSource:
+class MusicBrainzSource(OwnsClient):
     name = NAME
 
     def __init__(
@@ -82,14 +83,6 @@ class MusicBrainzSource:
             cache=cache,
             transport=transport,
         )
-
-    @property
-    def _c(self) -> SourceClient:
-        assert self.client is not None
-        return self.client
-
-    async def aclose(self) -> None:
-        await self._c.aclose()
 
     async def probe(self) -> None:
         await self._c.get("/ws/2/genre/all", params={"limit": 1, "fmt": "json"})

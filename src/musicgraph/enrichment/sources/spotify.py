@@ -30,6 +30,7 @@ from musicgraph.enrichment.sources.base import (
     WEEK,
     EnrichmentResult,
     Outcome,
+    OwnsClient,
     TrackContext,
     client_config,
     http_error,
@@ -71,7 +72,7 @@ def _ttl(r: ApiResponse) -> float | None:
     return DAY if r.status == 404 else None
 
 
-class SpotifySource:
+class SpotifySource(OwnsClient):
     name = NAME
 
     def __init__(
@@ -107,15 +108,6 @@ class SpotifySource:
                 cache=cache,
                 transport=transport,
             )
-
-    @property
-    def _c(self) -> SourceClient:
-        assert self.client is not None
-        return self.client
-
-    async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
 
     @property
     def features_forbidden(self) -> bool:
