@@ -143,6 +143,20 @@ def _text(value: Any) -> str | None:
     return value[:MAX_TEXT] if value else None
 
 
+def _identifier(
+    value: Any,
+    clean: Callable[[str | None], str | None],
+    reason: str,
+    where: str | None,
+    field: str,
+) -> str | None:
+    """Clean one optional identifier (MBID, ISRC, Spotify id) or reject the listen naming it."""
+    try:
+        return clean(_text(value))
+    except ValueError:
+        raise InvalidListenError(reason, where=where, field=field, value=repr(value)) from None
+
+
 def validate_listen(
     *,
     user_id: str,
@@ -198,35 +212,18 @@ def validate_listen(
     )
     played = None if ms_played is None else _milliseconds(ms_played, where=where, field="ms_played")
     # Each identifier is optional; the calls are skipped when it is absent (the common case).
-    mbid_s = artist_mbid_s = isrc_s = spotify_s = None
-    if mbid is not None:
-        try:
-            mbid_s = clean_mbid(_text(mbid))
-        except ValueError:
-            raise InvalidListenError(
-                BAD_MBID, where=where, field="mbid", value=repr(mbid)
-            ) from None
-    if artist_mbid is not None:
-        try:
-            artist_mbid_s = clean_mbid(_text(artist_mbid))
-        except ValueError:
-            raise InvalidListenError(
-                BAD_MBID, where=where, field="artist_mbid", value=repr(artist_mbid)
-            ) from None
-    if isrc is not None:
-        try:
-            isrc_s = clean_isrc(_text(isrc))
-        except ValueError:
-            raise InvalidListenError(
-                BAD_ISRC, where=where, field="isrc", value=repr(isrc)
-            ) from None
-    if spotify_id is not None:
-        try:
-            spotify_s = spotify_track_id(_text(spotify_id))
-        except ValueError:
-            raise InvalidListenError(
-                BAD_SPOTIFY_ID, where=where, field="spotify_id", value=repr(spotify_id)
-            ) from None
+    mbid_s = None if mbid is None else _identifier(mbid, clean_mbid, BAD_MBID, where, "mbid")
+    artist_mbid_s = (
+        None
+        if artist_mbid is None
+        else _identifier(artist_mbid, clean_mbid, BAD_MBID, where, "artist_mbid")
+    )
+    isrc_s = None if isrc is None else _identifier(isrc, clean_isrc, BAD_ISRC, where, "isrc")
+    spotify_s = (
+        None
+        if spotify_id is None
+        else _identifier(spotify_id, spotify_track_id, BAD_SPOTIFY_ID, where, "spotify_id")
+    )
     track = TrackRef(
         artist=artist_s,
         title=title_s,
