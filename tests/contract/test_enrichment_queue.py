@@ -78,6 +78,30 @@ async def test_claim_leases_oldest_first(store: GraphStore, tracks: list[Track])
     assert {s.track_id for s in again} == set(ids)
 
 
+async def test_release_leases_frees_exactly_one_claim(
+    store: GraphStore, tracks: list[Track]
+) -> None:
+    """Releasing a claim's lease makes its states due again and leaves other claims and
+    finished states alone."""
+    ids = [t.id for t in tracks]
+    await store.set_enrichment_states(
+        [EnrichmentState(i, "lastfm", PENDING, updated_at=T0 + n) for n, i in enumerate(ids)]
+        + [EnrichmentState(ids[0], "spotify", PENDING, updated_at=T0)]
+    )
+    first = await store.claim_enrichment("lastfm", limit=1, now=T0 + 10)
+    second = await store.claim_enrichment("lastfm", limit=1, now=T0 + 11)
+    await store.claim_enrichment("spotify", limit=1, now=T0 + 10)
+    lease = T0 + 10 + ENRICHMENT_CLAIM_LEASE
+    assert await store.release_enrichment_leases("lastfm", lease=lease, now=T0 + 12) == 1
+    assert await store.release_enrichment_leases("lastfm", lease=lease, now=T0 + 12) == 0
+    again = await store.claim_enrichment("lastfm", limit=5, now=T0 + 12)
+    assert [s.track_id for s in again] == [first[0].track_id, *ids[2:]]
+    assert second[0].track_id not in {s.track_id for s in again}
+    states = await store.get_enrichment_states(ids[0])
+    [spotify] = [s for s in states if s.source == "spotify"]
+    assert spotify.not_before == lease
+
+
 async def test_failed_states_retry_after_not_before(store: GraphStore, tracks: list[Track]) -> None:
     """A failed state is claimable again only once not_before has passed; done never is."""
     t0, t1 = tracks[0].id, tracks[1].id

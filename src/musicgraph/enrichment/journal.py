@@ -6,6 +6,10 @@ invisible until the lease runs out. The pipeline writes every claim here (a SQLi
 the HTTP cache, ``<cache>.claims``) and removes it when the result is written; when it starts it
 releases what a previous process left, so a restart resumes at once. It is only an accelerator: losing the journal
 costs at most one lease period, never work.
+
+A kill can also land between the store's claim and the journal entry for it. So before each claim
+the pipeline notes its intent (source and claim time, which fixes the lease's end); a restart
+that finds an intent left over releases every state still leased until exactly that moment.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import aiosqlite
 
 from musicgraph.errors import EnrichmentError
-from musicgraph.graph.base import GraphStore
+from musicgraph.graph.base import ENRICHMENT_CLAIM_LEASE, GraphStore
 from musicgraph.graph.models import EnrichmentStatus
 from musicgraph.logging import get_logger
 
@@ -45,6 +49,12 @@ class ClaimJournal:
                 " PRIMARY KEY (source, track_id))"
             )
             await cursor.close()
+            cursor = await self._db.execute(
+                "CREATE TABLE IF NOT EXISTS intents ("
+                " source TEXT NOT NULL, claimed_at INTEGER NOT NULL,"
+                " PRIMARY KEY (source, claimed_at))"
+            )
+            await cursor.close()
             await self._db.commit()
         except Exception as exc:
             raise EnrichmentError(f"cannot open the claim journal at {self.path}: {exc}") from exc
@@ -63,6 +73,21 @@ class ClaimJournal:
             "INSERT OR REPLACE INTO claims (source, track_id, claimed_at) VALUES (?, ?, ?)",
             [(source, t, now) for t in track_ids],
         )
+
+    async def intend(self, source: str, claimed_at: int) -> None:
+        """Note a claim about to be made at ``claimed_at`` (before the store leases anything)."""
+        if self._db is not None:
+            await self._write(
+                "INSERT OR IGNORE INTO intents (source, claimed_at) VALUES (?, ?)",
+                [(source, claimed_at)],
+            )
+
+    async def settle(self, source: str, claimed_at: int) -> None:
+        """The claim made at ``claimed_at`` is in the journal (or took nothing)."""
+        if self._db is not None:
+            await self._write(
+                "DELETE FROM intents WHERE source = ? AND claimed_at = ?", [(source, claimed_at)]
+            )
 
     async def remove(self, source: str, track_ids: Sequence[str]) -> None:
         if self._db is None or not track_ids:
@@ -90,11 +115,24 @@ class ClaimJournal:
         ) as cur:
             return [str(r[0]) for r in await cur.fetchall()]
 
+    async def _intents(self, source: str) -> list[int]:
+        if self._db is None:
+            return []
+        async with self._db.execute(
+            "SELECT claimed_at FROM intents WHERE source = ? ORDER BY claimed_at", (source,)
+        ) as cur:
+            return [int(r[0]) for r in await cur.fetchall()]
+
     async def release_stale(self, store: GraphStore, sources: Sequence[str]) -> int:
         """Make the entries a previous process claimed (and never finished) due now."""
         released = 0
         now = int(time.time())
         for source in sources:
+            for claimed_at in await self._intents(source):
+                released += await store.release_enrichment_leases(
+                    source, lease=claimed_at + ENRICHMENT_CLAIM_LEASE, now=now
+                )
+                await self.settle(source, claimed_at)
             ids = await self.pending(source)
             if not ids:
                 continue

@@ -515,10 +515,13 @@ class EnrichmentPipeline:
     async def _claim(self, name: str, room: int) -> list[tuple[EnrichmentState, TrackContext]]:
         """Lease up to ``room`` due items of ``name`` (journalled, so a restart can release
         the leases of a process that died) and load their tracks and artists."""
-        fresh = await self.store.claim_enrichment(name, limit=room, now=int(time.time()))
+        now = int(time.time())
+        await self._journal.intend(name, now)
+        fresh = await self.store.claim_enrichment(name, limit=room, now=now)
+        await self._journal.add(name, [s.track_id for s in fresh])
+        await self._journal.settle(name, now)
         if not fresh:
             return []
-        await self._journal.add(name, [s.track_id for s in fresh])
         tracks = await self.store.get_tracks([s.track_id for s in fresh])
         artist_ids = sorted({a for t in tracks if t is not None for a in t.artist_ids})
         artists = dict(zip(artist_ids, await self.store.get_artists(artist_ids), strict=True))

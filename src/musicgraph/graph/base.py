@@ -280,6 +280,11 @@ class GraphStore(Protocol):
         ``now + ENRICHMENT_CLAIM_LEASE`` (as returned), so a concurrent claim skips them until the
         worker records a result with ``set_enrichment_states`` or the lease runs out."""
 
+    async def release_enrichment_leases(self, source: str, *, lease: int, now: int) -> int:
+        """Make the states of ``source`` a claim leased until exactly ``lease`` (and still
+        pending or failed) due at ``now`` again; returns how many. A restarted worker uses it
+        for the claim its killed predecessor made but had not yet noted down."""
+
     async def set_enrichment_states(self, states: Sequence[EnrichmentState]) -> None:
         """Upsert states (the pipeline records done / failed / skipped with attempts and errors)."""
 

@@ -602,6 +602,14 @@ RETURN {_STATE} AS state
 ORDER BY e.updated_at, e.track_id
 """
 
+#: Frees the states one claim leased (``not_before`` exactly ``$lease``): due at ``$now``.
+RELEASE_ENRICHMENT_LEASES = """
+MATCH (e:EnrichmentState {source: $source})
+WHERE e.status IN ['pending', 'failed'] AND e.not_before = $lease
+SET e.not_before = $now
+RETURN count(e) AS n
+"""
+
 SET_ENRICHMENT_STATES = """
 UNWIND $rows AS row
 MERGE (e:EnrichmentState {key: row.key})

@@ -1213,6 +1213,16 @@ class Neo4jGraphStore:
         )
         return [_state(r["state"]) for r in rows]
 
+    async def release_enrichment_leases(self, source: str, *, lease: int, now: int) -> int:
+        rows = await self._write_query(
+            cypher.RELEASE_ENRICHMENT_LEASES,
+            "release_enrichment_leases",
+            source=source,
+            lease=lease,
+            now=now,
+        )
+        return int(rows[0]["n"]) if rows else 0
+
     async def set_enrichment_states(self, states: Sequence[EnrichmentState]) -> None:
         if not states:
             return

@@ -1653,6 +1653,17 @@ class SqliteGraphStore:
 
         return await self._write("claim_enrichment", go)
 
+    async def release_enrichment_leases(self, source: str, *, lease: int, now: int) -> int:
+        def go(conn: Conn) -> int:
+            cur = conn.execute(
+                "UPDATE enrichment SET not_before = ? WHERE source = ? "
+                "AND status IN ('pending', 'failed') AND not_before = ?",
+                (now, source, lease),
+            )
+            return int(cur.rowcount)
+
+        return await self._write("release_enrichment_leases", go)
+
     async def set_enrichment_states(self, states: Sequence[EnrichmentState]) -> None:
         if not states:
             return
