@@ -10,7 +10,9 @@ from musicgraph.logging import _redact, get_logger
 
 def test_secret_keys_are_redacted() -> None:
     """Values under keys that look secret are replaced before rendering."""
-    out = _redact(None, "info", {"event": "x", "api_key": "abc", "Authorization": "Bearer t", "user": "u"})
+    out = _redact(
+        None, "info", {"event": "x", "api_key": "abc", "Authorization": "Bearer t", "user": "u"}
+    )
     assert out["api_key"] == "<redacted>" and out["Authorization"] == "<redacted>"
     assert out["user"] == "u"
 
@@ -27,4 +29,6 @@ def test_tokens_are_random_and_hashed() -> None:
     a, b = new_token(), new_token()
     assert a != b and len(a) > 40
     assert hash_token(a) == hash_token(a) != a
-    assert tokens_equal(hash_token(a), hash_token(a)) and not tokens_equal(hash_token(a), hash_token(b))
+    assert tokens_equal(hash_token(a), hash_token(a)) and not tokens_equal(
+        hash_token(a), hash_token(b)
+    )

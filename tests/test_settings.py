@@ -21,7 +21,11 @@ def test_defaults_without_environment() -> None:
 def test_environment_values_are_cast() -> None:
     """Numbers, booleans and paths are converted from their text form."""
     s = Settings.from_env(
-        {"MUSICGRAPH_PORT": "9001", "MUSICGRAPH_INTROSPECTION": "off", "MUSICGRAPH_DB": "/tmp/x.db"},
+        {
+            "MUSICGRAPH_PORT": "9001",
+            "MUSICGRAPH_INTROSPECTION": "off",
+            "MUSICGRAPH_DB": "/tmp/x.db",
+        },
         env_file=None,
     )
     assert s.port == 9001
@@ -57,7 +61,11 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path) -> None:
 def test_secrets_stay_out_of_repr() -> None:
     """Passwords, tokens and API keys never appear in the settings' repr (and so in logs)."""
     s = Settings.from_env(
-        {"NEO4J_PASSWORD": "hunter2", "MUSICGRAPH_ADMIN_TOKEN": "tok-123", "MUSICGRAPH_LASTFM_API_KEY": "k-9"},
+        {
+            "NEO4J_PASSWORD": "hunter2",
+            "MUSICGRAPH_ADMIN_TOKEN": "tok-123",
+            "MUSICGRAPH_LASTFM_API_KEY": "k-9",
+        },
         env_file=None,
     )
     text = repr(s)
