@@ -8,7 +8,9 @@ Routes:
 - ``/healthz`` (the process answers), ``/readyz`` (the store answers and the recommender's
   projection is loaded), ``/metrics`` (Prometheus);
 - ``/1/submit-listens`` and ``/1/validate-token``: the ListenBrainz-compatible scrobble API;
-- ``/playlists/<id>.jspf|.xspf|.m3u8``: playlist exports (a private one needs its owner's token).
+- ``/playlists/<id>.jspf|.xspf|.m3u8``: playlist exports (a private one needs its owner's token);
+- ``/`` (the dashboard) and ``/static/`` (the pages' files, GraphiQL's included: see
+  :mod:`musicgraph.web`).
 
 The lifespan opens the store, starts the health monitor, loads the recommender engine in the
 background (``/readyz`` says when it is ready) and on shutdown ends every subscription, stops the
@@ -42,7 +44,7 @@ from prometheus_client import (
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -58,6 +60,7 @@ from musicgraph.schema.context import AppState, Context, Viewer, bearer_token, r
 from musicgraph.schema.loaders import Loaders
 from musicgraph.scrobble import routes as scrobble_routes
 from musicgraph.settings import Settings
+from musicgraph.web import CachedStaticFiles, dashboard, graphiql_page
 
 log = get_logger("musicgraph.app")
 
@@ -264,6 +267,10 @@ class GraphQLView(GraphQL[Context, None]):
             raise ConnectionRejectionError({"reason": "the token is not valid"})
         context.viewer = viewer
         return {"user": viewer.user.name if viewer.user else None, "admin": viewer.is_admin}
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # served from /static/, not Strawberry's page (which loads GraphiQL from a CDN)
+        return graphiql_page(request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -487,6 +494,7 @@ def create_app(
 
     app = Starlette(
         routes=[
+            Route("/", dashboard),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
@@ -494,6 +502,7 @@ def create_app(
             Route("/metrics", metrics),
             Route("/playlists/{playlist_id}.{fmt}", export_playlist),
             *scrobble_routes,
+            Mount("/static", CachedStaticFiles(), name="static"),
         ],
         lifespan=lifespan,
     )
