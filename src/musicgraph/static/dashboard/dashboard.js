@@ -231,6 +231,7 @@
 
   subscribe(live, "subscription { apiHealth { " + HEALTH + " } }", null, function (data) {
     renderHealth(data.apiHealth);
+    $("health").dataset.live = "yes"; // the subscription answers: changes will show
   }, showHealthError);
 
   subscribe(

@@ -1,0 +1,98 @@
+"""The dashboard at / in a real Chromium: health and enrichment from this server alone, updated
+live; with a token, the user's recommendations and listens, updated live."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.e2e.live import ALICE_TOKEN, LiveServer
+from tests.web.conftest import WebPage
+from tests.web.pages import Page, expect, record_until_shown
+
+SOURCES = ("musicbrainz", "lastfm", "spotify", "cyanite")
+
+
+def status_of(page: Page, service: str) -> Any:
+    row = page.locator("#health tbody tr").filter(has=page.locator(f'th[data-service="{service}"]'))
+    return row.locator("td.status")
+
+
+def in_server_loop(live: LiveServer, fn: Any, *args: Any) -> None:
+    """Call ``fn(*args)`` on the server's event loop (where the monitor and the bus live)."""
+    (server,) = live.server.servers
+    server.get_loop().call_soon_threadsafe(fn, *args)
+
+
+async def open_dashboard(page: Page, live: LiveServer) -> None:
+    await page.goto(live.url + "/")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+
+
+async def test_dashboard_shows_health_and_enrichment_offline(
+    web: LiveServer, web_page: WebPage
+) -> None:
+    """The dashboard lists the store and every outside API with a status, and the enrichment
+    sources, with every request (WebSocket included) going to 127.0.0.1 and no script error."""
+    page = web_page.page
+    await open_dashboard(page, web)
+    await expect(status_of(page, "store")).to_have_text("ok")
+    for source in SOURCES:
+        await expect(status_of(page, source)).not_to_be_empty()
+    await expect(status_of(page, "lastfm")).to_have_text("disabled")  # no API key configured
+    await expect(page.locator('#enrichment th[data-source="musicbrainz"]')).to_be_visible()
+    assert web_page.log.outside() == []
+    assert any(u.startswith("ws://127.0.0.1") for u in web_page.log.requests)
+    assert web_page.log.page_errors == []
+    assert web_page.log.console_errors == []
+
+
+async def test_dashboard_updates_when_health_changes(web: LiveServer, web_page: WebPage) -> None:
+    """A failure the monitor records (here: an outside API refusing, told to the real monitor)
+    reaches the open page through the apiHealth subscription, without a reload."""
+    page = web_page.page
+    await open_dashboard(page, web)
+    await expect(status_of(page, "store")).to_have_text("ok")
+    # the page has heard from its apiHealth subscription: what changes from now on is live
+    await expect(page.locator("#health")).to_have_attribute("data-live", "yes")
+    message = f"connection refused (browser test {time.monotonic_ns()})"
+    in_server_loop(web, web.state.monitor.record_failure, "musicbrainz", "connect", message)
+    row = page.locator("#health tbody tr").filter(has_text=message)
+    await expect(row.locator("td.status")).to_have_text("degraded")
+    assert web_page.log.outside() == []
+
+
+async def test_dashboard_shows_and_follows_the_users_listening(
+    web: LiveServer, web_page: WebPage
+) -> None:
+    """With a token entered, the dashboard shows the user's recommendations and listens; a listen
+    recorded elsewhere appears at the top of the list and the recommendations are redrawn."""
+    page = web_page.page
+    await open_dashboard(page, web)
+    await page.get_by_label("Token").fill(ALICE_TOKEN)
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator("#me-title")).to_have_text("Listening of alice")
+    await expect(page.locator("#recommendations li").first).to_be_visible()
+    await expect(page.locator("#listens li").first).to_be_visible()
+    # mark what is drawn now: a redrawn list has no marked items
+    await page.locator("#recommendations li").evaluate_all(
+        "items => items.forEach(li => li.dataset.old = '1')"
+    )
+    title = await record_until_shown(
+        web, ALICE_TOKEN, "Low", lambda title: page.locator("#listens li").filter(has_text=title)
+    )
+    await expect(page.locator("#listens li").first).to_contain_text(f"Low – {title}")
+    await expect(page.locator("#recommendations li[data-old]")).to_have_count(0)
+    await expect(page.locator("#recommendations li").first).to_be_visible()
+    assert web_page.log.outside() == []
+
+
+async def test_dashboard_says_when_a_token_is_refused(web: LiveServer, web_page: WebPage) -> None:
+    """A wrong token gets a message saying so, and no personal section."""
+    page = web_page.page
+    await open_dashboard(page, web)
+    await page.get_by_label("Token").fill("not-a-token")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator("#me-status")).to_contain_text("Could not sign in")
+    await expect(page.locator("#me-status")).to_contain_text("token is not valid")
+    await expect(page.locator("#me")).to_be_hidden()
