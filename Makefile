@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck neo4j-test-server
+.PHONY: setup run test lint typecheck neo4j-test-server browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# Chromium for the browser tests (tests/web): Debian's packages, installed when missing.
+browser:
+	bash .ci/install-chromium
+
 # The Neo4j the tests start: a Java launcher built with Maven (skipped when it is up to date).
 neo4j-test-server: setup
 	$(BIN)/python -m tests.support.neo4j_server build
 
-test: lint typecheck neo4j-test-server
+test: lint typecheck neo4j-test-server browser
 	$(BIN)/pytest
