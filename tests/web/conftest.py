@@ -13,7 +13,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -30,7 +30,7 @@ CHROMIUM = os.environ.get("MUSICGRAPH_CHROMIUM") or shutil.which("chromium") or 
 WAIT_MS = 20_000
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: the browser tests must run; `make browser` installs it)")
     pytest.skip(reason)
