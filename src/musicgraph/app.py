@@ -318,6 +318,8 @@ async def readyz(request: Request) -> JSONResponse:
             "store": {"ok": store_ok, "error": error},
             "projection": {"ok": state.projection_loaded},
         }
+    # how events reach the other workers; reported, not required (a worker serves without it)
+    details["bus"] = state.bus.health()
     return JSONResponse(
         {"status": "ready" if ready else "not ready", **details},
         status_code=200 if ready else 503,
@@ -437,11 +439,16 @@ def create_app(
     load_demo_if_empty: bool = False,
     start_engine: bool = True,
 ) -> Starlette:
-    """The ASGI app. A ``store`` passed in is opened and closed by the caller; otherwise the app
-    opens the store the settings choose."""
+    """The ASGI app. A ``store`` (or ``bus``) passed in is opened and closed by the caller;
+    otherwise the app opens the store and starts the event bus the settings choose."""
     owns_store = store is None
     the_store = store if store is not None else create_store(settings)
-    state = AppState(settings=settings, store=the_store, bus=bus or EventBus())
+    owns_bus = bus is None
+    if bus is None:
+        from musicgraph.bus import create_bus
+
+        bus = create_bus(settings)
+    state = AppState(settings=settings, store=the_store, bus=bus)
     graphql = GraphQLView(state)
 
     @asynccontextmanager
@@ -452,6 +459,8 @@ def create_app(
         engine_task: asyncio.Task[None] | None = None
         cache_task: asyncio.Task[None] | None = None
         try:
+            if owns_bus:
+                await state.bus.start()  # after the store: the outbox lives in its file
             if load_demo_if_empty:
                 await _maybe_load_demo(state)
             _start_monitor(state)
@@ -488,6 +497,8 @@ def create_app(
                 await state.engine.stop()
             if state.monitor is not None:
                 await state.monitor.stop()
+            if owns_bus:
+                await state.bus.close()
             if owns_store:
                 await the_store.close()
             log.info("stopped")

@@ -4,7 +4,16 @@ Everything that changes the graph publishes here (listens recorded, ratings, pla
 similarity edges, enrichment progress, source health); the recommender's projection, the GraphQL
 subscriptions and the health monitor subscribe. Subscribers get their own bounded queue: a slow
 subscriber loses its oldest events (and is told how many through ``dropped``) rather than slowing
-the publisher down. Across several app instances the same interface is carried by Redis pub/sub.
+the publisher down.
+
+Across processes (``musicgraph serve --workers N``, or several instances behind a load balancer) the
+same interface is carried by a backend in :mod:`musicgraph.bus`: Redis pub/sub, or an outbox table in
+the SQLite file. A backend delivers an event to the local subscribers at once, as this bus does, and
+forwards it to the other processes, which deliver it to theirs (each process applies it to its own
+projection). ``recommendations.updated`` is not forwarded: every process derives it from its own
+projection after applying the graph event, so forwarding it would announce each change twice.
+Payloads must be JSON values (dicts with string keys, lists, strings, numbers, booleans, None):
+:func:`musicgraph.bus.codec.encode_event` sends them with orjson; a tuple arrives as a list.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Topic = Literal[
     "listens.recorded",
@@ -26,6 +35,10 @@ Topic = Literal[
     "enrichment.progress",
     "health.changed",
 ]
+
+TOPICS: frozenset[str] = frozenset(get_args(Topic))
+# Derived by each process from its own projection: never sent to the other processes.
+LOCAL_ONLY_TOPICS: frozenset[str] = frozenset({"recommendations.updated"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +88,43 @@ class Subscription:
 
 
 class EventBus:
-    """In-process bus. ``publish`` never blocks; each subscriber has a bounded queue."""
+    """In-process bus. ``publish`` never blocks; each subscriber has a bounded queue.
+
+    The cross-process backends (:mod:`musicgraph.bus`) subclass it: they override :meth:`forward`
+    (send to the other processes), :meth:`start`, :meth:`close` and :meth:`health`, and hand what
+    arrives from elsewhere to :meth:`deliver`. Here those are no-ops: one process, nothing to send.
+    """
+
+    backend = "local"
 
     def __init__(self, *, queue_size: int = 1000) -> None:
         self._subscribers: list[Subscription] = []
         self._queue_size = queue_size
 
     def publish(self, event: Event) -> None:
+        """Deliver ``event`` to this process's subscribers now, then forward it (never blocks)."""
+        self.deliver(event)
+        if event.topic not in LOCAL_ONLY_TOPICS:
+            self.forward(event)
+
+    def deliver(self, event: Event) -> None:
+        """Hand ``event`` to the matching subscribers of this process only."""
         for sub in list(self._subscribers):
             if sub.matches(event):
                 sub.offer(event)
+
+    def forward(self, event: Event) -> None:
+        """Send ``event`` to the other processes (the local bus has none)."""
+
+    async def start(self) -> None:
+        """Connect to whatever carries events between processes (nothing here)."""
+
+    async def close(self) -> None:
+        """Stop forwarding and receiving; local publish and subscribe keep working."""
+
+    def health(self) -> dict[str, Any]:
+        """Whether events reach the other processes: ``{"backend", "ok", ...}``."""
+        return {"backend": self.backend, "ok": True}
 
     def subscribe(self, topics: Iterable[Topic], *, user_id: str | None = None) -> Subscription:
         sub = Subscription(self, frozenset(topics), user_id, self._queue_size)

@@ -109,6 +109,13 @@ class Settings:
     max_subscriptions: int = setting("MUSICGRAPH_MAX_SUBSCRIPTIONS", 10, _positive_int)
     # events across instances (optional)
     redis_url: str | None = setting("MUSICGRAPH_REDIS_URL", None, _optional_str, secret=True)
+    # how events reach the other processes: auto = redis when MUSICGRAPH_REDIS_URL is set, else the
+    # outbox in the SQLite file when several processes serve it (workers > 1), else local
+    event_bus: str = setting(
+        "MUSICGRAPH_EVENT_BUS", "auto", _choice("auto", "local", "redis", "outbox")
+    )
+    # processes serving the same store (``serve --workers`` sets it for its workers)
+    workers: int = setting("MUSICGRAPH_WORKERS", 1, _positive_int)
     # enrichment: base URLs, credentials and rates (requests per second)
     contact: str = setting("MUSICGRAPH_CONTACT", "https://github.com/musicgraph/musicgraph")
     musicbrainz_url: str = setting("MUSICGRAPH_MUSICBRAINZ_URL", "https://musicbrainz.org")

@@ -28,9 +28,10 @@ def register(subparsers: Any, add_db: Callable[[argparse.ArgumentParser], None])
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="worker processes (each holds its own projection and in-process event bus, so a "
-        "subscription hears the events of its own worker only)",
+        default=None,
+        help="worker processes (default: $MUSICGRAPH_WORKERS or 1); each holds its own projection "
+        "and hears the others' events through Redis (MUSICGRAPH_REDIS_URL) or, on the SQLite "
+        "store without Redis, through an outbox table in the database file",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -67,20 +68,31 @@ async def _load_demo_if_empty(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    settings = Settings.from_env(db_path=args.db, host=args.host, port=args.port)
-    if args.workers < 1:
-        raise MusicgraphError(f"--workers must be at least 1, got {args.workers}")
+    from musicgraph.bus import choose_backend
+
+    settings = Settings.from_env(
+        db_path=args.db, host=args.host, port=args.port, workers=args.workers
+    )
+    if settings.workers < 1:
+        raise MusicgraphError(f"--workers must be at least 1, got {settings.workers}")
+    backend = choose_backend(settings)  # refuses what cannot carry events between workers
+    if settings.workers > 1:
+        print(
+            f"musicgraph: {settings.workers} workers, events between them via {backend}",
+            file=sys.stderr,
+        )
     if _no_configuration(args, settings):
         asyncio.run(_load_demo_if_empty(settings))
     # Workers (and the single-process server alike) read their settings from the environment.
     if args.db is not None:
         os.environ["MUSICGRAPH_DB"] = str(args.db)
+    os.environ["MUSICGRAPH_WORKERS"] = str(settings.workers)  # each worker picks the same bus
     uvicorn.run(
         "musicgraph.app:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=args.workers,
+        workers=settings.workers,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
