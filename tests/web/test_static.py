@@ -68,3 +68,24 @@ def test_each_vendored_package_keeps_its_licence() -> None:
     assert set(VENDORED) <= set(folders)
     for folder in folders:
         assert any((STATIC_DIR / "graphiql" / folder).glob("LICENSE*")), folder
+
+
+async def test_text_files_go_out_gzipped_to_clients_that_take_gzip(web: LiveServer) -> None:
+    """GraphiQL's script goes out gzipped to a client that takes gzip and plain to one that does
+    not, the same bytes either way once decoded."""
+    path = "graphiql/graphiql-3.8.3/graphiql.min.js"
+    original = (STATIC_DIR / path).read_bytes()
+    zipped = await get(web, f"/static/{path}", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert int(zipped.headers["content-length"]) < len(original) / 3
+    assert zipped.content == original  # httpx decodes
+    assert zipped.headers["content-type"].startswith("text/javascript")
+    plain = await get(web, f"/static/{path}", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == original
+    assert zipped.headers["etag"] == "W/" + plain.headers["etag"]
+    again = await get(
+        web,
+        f"/static/{path}",
+        headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]},
+    )
+    assert again.status_code == 304
