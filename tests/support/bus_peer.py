@@ -51,4 +51,7 @@ async def main(kind: str, where: str) -> None:
 
 
 if __name__ == "__main__":
+    from musicgraph.logging import configure_logging
+
+    configure_logging("info", "json")  # to stderr: stdout carries the events
     asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,176 @@
+"""The Redis bus between two processes on a real ``redis-server``: each event once, both ways,
+never echoed, and back after Redis restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from musicgraph.bus import RedisEventBus
+from musicgraph.errors import ConfigError
+from musicgraph.events import TOPICS, Event, Subscription
+from tests.bus.peers import Peer
+from tests.support.redis_server import free_port, running_redis
+
+LISTEN = Event(
+    "listens.recorded",
+    {"listens": [{"track_id": "t1", "listened_at": 1_700_000_000, "skipped": False}]},
+    user_id="u1",
+)
+
+
+def drain(sub: Subscription) -> list[Event]:
+    out = []
+    while not sub.queue.empty():
+        out.append(sub.queue.get_nowait())
+    return out
+
+
+async def heard_until(sub: Subscription, marker: Event, *, within: float = 10.0) -> list[Event]:
+    """What ``sub`` hears up to and including ``marker``."""
+    out: list[Event] = []
+    async with asyncio.timeout(within):
+        while not out or out[-1] != marker:
+            out.append(await sub.get())
+    return out
+
+
+async def wait_for(condition: Any, *, within: float = 15.0) -> None:
+    """Poll ``condition`` every 50 ms until it holds (or fail after ``within`` seconds)."""
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still not true after {within} s: {condition}")
+
+
+async def test_events_cross_once_each_way(redis_url: str) -> None:
+    """An event published in one process reaches the other process's subscribers exactly once and
+    its own subscribers exactly once (never again from Redis); recommendations.updated stays home."""
+    bus = RedisEventBus(redis_url)
+    await bus.start()
+    try:
+        sub = bus.subscribe(TOPICS)  # type: ignore[arg-type]
+        async with Peer("redis", redis_url) as peer:
+            marker = Event("tags.changed", {"marker": "from-here"})
+            bus.publish(LISTEN)
+            bus.publish(Event("recommendations.updated", {"kinds": ["track"]}, user_id="u1"))
+            bus.publish(marker)
+            assert await peer.until("tags.changed") == [LISTEN, marker]
+
+            theirs = Event("ratings.changed", {"track_id": "t1", "score": 1}, user_id="u2")
+            their_marker = Event("tags.changed", {"marker": "from-there"})
+            peer.publish(theirs)
+            peer.publish(their_marker)
+            heard = await heard_until(sub, their_marker)
+            await asyncio.sleep(0.3)  # room for a duplicate or an echo to show up
+            heard += drain(sub)
+            assert heard == [
+                LISTEN,
+                Event("recommendations.updated", {"kinds": ["track"]}, user_id="u1"),
+                marker,
+                theirs,
+                their_marker,
+            ]
+            assert peer.heard.count(LISTEN) == 1
+            health = bus.health()
+            assert health["ok"] and health["sent"] == 2 and health["received"] == 2
+    finally:
+        await bus.close()
+
+
+async def test_user_subscriptions_filter_events_from_elsewhere(redis_url: str) -> None:
+    """A subscription for one user hears that user's events from another process, not others'."""
+    bus = RedisEventBus(redis_url)
+    await bus.start()
+    try:
+        async with Peer("redis", redis_url) as peer:
+            mine = bus.subscribe(["listens.recorded"], user_id="u1")
+            peer.publish(Event("listens.recorded", {"listens": []}, user_id="u9"))
+            peer.publish(LISTEN)
+            assert await asyncio.wait_for(mine.get(), 10) == LISTEN
+            assert mine.queue.empty()
+    finally:
+        await bus.close()
+
+
+async def test_reconnects_after_a_redis_restart() -> None:
+    """When Redis restarts, both processes log a warning, report the outage in health, reconnect
+    by themselves and carry events both ways again."""
+    with running_redis() as redis, capture_logs() as logs:
+        bus = RedisEventBus(redis.url, reconnect_max=0.5)
+        await bus.start()
+        try:
+            sub = bus.subscribe(["listens.recorded", "tags.changed"])
+            async with Peer("redis", redis.url) as peer:
+                await asyncio.to_thread(redis.stop)
+                await wait_for(lambda: not bus.health()["ok"])
+                down = bus.health()
+                assert down["error"] and down["down_since"] is not None
+                await asyncio.to_thread(redis.start)
+                await wait_for(lambda: bus.health()["ok"])
+                # the peer reconnects on its own schedule: wait until it reports it
+                for _ in range(150):
+                    if (await peer.health())["ok"]:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the peer did not reconnect within 15 s")
+
+                marker = Event("tags.changed", {"marker": "after"})
+                bus.publish(LISTEN)
+                bus.publish(marker)
+                assert await peer.until("tags.changed") == [LISTEN, marker]
+                drain(sub)
+                theirs = Event("listens.recorded", {"listens": []}, user_id="u3")
+                peer.publish(theirs)
+                assert await asyncio.wait_for(sub.get(), 10) == theirs
+            assert bus.health()["reconnects"] >= 1
+        finally:
+            await bus.close()
+    warnings = [e for e in logs if e["log_level"] == "warning" and "lost Redis" in e["event"]]
+    assert warnings and warnings[0]["url"] == redis.url and warnings[0]["error"]
+    assert any(e["event"] == "event bus: Redis is back" for e in logs)
+
+
+async def test_unreachable_redis_at_start_keeps_local_delivery() -> None:
+    """With nothing listening at the URL, start returns after its wait, health says why, and local
+    subscribers still hear everything."""
+    bus = RedisEventBus(f"redis://127.0.0.1:{free_port()}/0", reconnect_max=0.2)
+    with capture_logs() as logs:
+        await bus.start(wait=0.3)
+    try:
+        sub = bus.subscribe(["listens.recorded"])
+        bus.publish(LISTEN)
+        assert sub.queue.get_nowait() == LISTEN
+        health = bus.health()
+        assert not health["ok"] and "onnect" in health["error"] and health["queued"] == 1
+        assert any("not reachable yet" in e["event"] for e in logs)
+    finally:
+        await bus.close()
+
+
+async def test_an_unserialisable_payload_stays_local(redis_url: str) -> None:
+    """A payload that cannot cross is still delivered locally; sending it is refused with an
+    error log naming the topic, and counted."""
+    bus = RedisEventBus(redis_url)
+    await bus.start()
+    try:
+        sub = bus.subscribe(["tracks.updated"])
+        with capture_logs() as logs:
+            bus.publish(Event("tracks.updated", {"ids": {"t1"}}))
+        assert sub.queue.get_nowait().payload == {"ids": {"t1"}}
+        assert bus.health()["unserialisable"] == 1
+        assert any("tracks.updated" in e.get("error", "") for e in logs)
+    finally:
+        await bus.close()
+
+
+def test_a_bad_url_names_the_setting_without_the_password() -> None:
+    """A URL that is not a Redis URL fails at once naming MUSICGRAPH_REDIS_URL, password hidden."""
+    with pytest.raises(ConfigError, match="MUSICGRAPH_REDIS_URL") as info:
+        RedisEventBus("http://user:s3cret@example.org:6379")
+    assert "s3cret" not in str(info.value)
