@@ -263,7 +263,7 @@
     }
     var items = result.items.map(function (r) {
       var li = el("li", describe(r.item));
-      li.appendChild(el("span", "score " + r.score.toFixed(3) + (
+      li.appendChild(el("span", "score " + r.score.toFixed(2) + (
         r.reasons.length ? " · " + r.reasons[0].evidence : ""), { class: "why" }));
       return li;
     });
@@ -276,7 +276,18 @@
     return li;
   }
 
+  var listenCount = null;
+
+  function showCount() {
+    $("listen-count").textContent =
+      listenCount === null ? "" : listenCount + (listenCount === 1 ? " listen" : " listens") + " in all";
+  }
+
   function addListen(listen) {
+    if (listenCount !== null) {
+      listenCount += 1;
+      showCount();
+    }
     var list = $("listens");
     if (list.dataset.empty) {
       list.replaceChildren();
@@ -302,7 +313,7 @@
     personal = null;
     meStatus("Loading…");
     query(
-      "query Me($n: Int!) { me { name listens(first: $n) { nodes { " + LISTEN + " } } }" +
+      "query Me($n: Int!) { me { name listenCount listens(first: $n) { nodes { " + LISTEN + " } } }" +
         " recommendations(limit: $n) { ... on RecommendationList { " + RECS + " }" +
         " ... on Error { message } } }",
       { n: SHOWN },
@@ -312,6 +323,8 @@
         if (!data.me) throw new Error("this token belongs to no user (the admin token has no listening)");
         sessionStorage.setItem(TOKEN_KEY, token);
         $("me-title").textContent = "Listening of " + data.me.name;
+        listenCount = data.me.listenCount;
+        showCount();
         var listens = (data.me.listens && data.me.listens.nodes) || [];
         var list = $("listens");
         list.replaceChildren.apply(list, listens.map(listenItem));
