@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.e2e.live import ALICE_TOKEN, LiveServer
+from tests.e2e.live import ALICE_TOKEN, LiveServer, execute
 from tests.web.conftest import WebPage
 from tests.web.pages import Page, expect, record_until_shown
 
@@ -66,7 +66,8 @@ async def test_dashboard_shows_and_follows_the_users_listening(
     web: LiveServer, web_page: WebPage
 ) -> None:
     """With a token entered, the dashboard shows the user's recommendations and listens; a listen
-    recorded elsewhere appears at the top of the list and the recommendations are redrawn."""
+    recorded elsewhere appears at the top of the list, counted, and the recommendations are
+    redrawn."""
     page = web_page.page
     await open_dashboard(page, web)
     await page.get_by_label("Token").fill(ALICE_TOKEN)
@@ -82,6 +83,8 @@ async def test_dashboard_shows_and_follows_the_users_listening(
         web, ALICE_TOKEN, "Low", lambda title: page.locator("#listens li").filter(has_text=title)
     )
     await expect(page.locator("#listens li").first).to_contain_text(f"Low – {title}")
+    count = (await execute(web, "{ me { listenCount } }", token=ALICE_TOKEN))["me"]["listenCount"]
+    await expect(page.locator("#listen-count")).to_have_text(f"{count} listens in all")
     await expect(page.locator("#recommendations li[data-old]")).to_have_count(0)
     await expect(page.locator("#recommendations li").first).to_be_visible()
     assert web_page.log.outside() == []
