@@ -39,6 +39,7 @@ STATIC_PREFIX = "/static"
 #: ``{{ static "path/in/static" }}`` in a page: replaced by the file's versioned URL
 _PLACEHOLDER = re.compile(r'\{\{\s*static\s+"([^"]+)"\s*\}\}')
 
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
 _VERSIONED = re.compile(rb"(?:^|&)v=[0-9a-f]+(?:&|$)")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -66,6 +67,8 @@ def content_security_policy(request: Request) -> str:
     """Only this server: scripts and styles from ``/static/``, fetches and WebSockets to the host
     the page came from. (Inline styles stay allowed: GraphiQL and CodeMirror set them.)"""
     host = request.headers.get("host") or request.url.netloc
+    # CSP Level 3 browsers count ws:/wss: to the page's own host as 'self'; older ones need it named
+    connect = f"'self' ws://{host} wss://{host}" if _HOST.fullmatch(host) else "'self'"
     return "; ".join(
         [
             "default-src 'none'",
@@ -73,7 +76,7 @@ def content_security_policy(request: Request) -> str:
             "style-src 'self' 'unsafe-inline'",
             "img-src 'self' data:",
             "font-src 'self' data:",
-            f"connect-src 'self' ws://{host} wss://{host}",
+            f"connect-src {connect}",
             "base-uri 'none'",
             "form-action 'self'",
             "frame-ancestors 'none'",

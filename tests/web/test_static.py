@@ -89,3 +89,10 @@ async def test_text_files_go_out_gzipped_to_clients_that_take_gzip(web: LiveServ
         headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]},
     )
     assert again.status_code == 304
+
+
+async def test_a_strange_host_header_does_not_reach_the_policy(web: LiveServer) -> None:
+    """A Host header that is no host name cannot add anything to the page's policy."""
+    r = await get(web, "/", headers={"Host": "x; script-src *"})
+    policy = r.headers["content-security-policy"]
+    assert "connect-src 'self';" in policy and "script-src *" not in policy
