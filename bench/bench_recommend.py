@@ -2,6 +2,9 @@
 
 Sections (all by default; pick with --only):
 
+All latency numbers are of one computation per request (no result cache; BLAS limited to one
+thread), as wall time and as the thread's CPU time.
+
 - ``hetrec``: single-user ``recommend`` latency p50/p99 (one thread, top 20, explanations on and
   off) on HetRec Last.fm-2K (items = artists), with the method the engine chose, the same with
   the sampled walk forced, and the engine's default for artists on a graph this size: the tuned
@@ -481,6 +484,14 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--tracks", type=int, default=1_000_000)
     args = ap.parse_args()
+    # one thread: a request is served by one thread, and BLAS threads fighting over the cores of
+    # a shared machine make small products slower, not faster
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - comes with implicit
+        pass
+    else:
+        threadpool_limits(limits=1)
     h = load_hetrec(args.data) if {"hetrec", "agreement", "served"} & set(args.only) else None
     if "hetrec" in args.only and h is not None:
         bench_hetrec(h, args.requests)

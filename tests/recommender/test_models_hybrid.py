@@ -93,3 +93,68 @@ def test_fusion_weights_change_the_ranking_without_refitting() -> None:
     assert plain.recommend(2, n=1)[0][0] == 2
     assert tagged.recommend(2, n=1)[0][0] in (2, 6)
     assert tagged.score(np.array([2]))[0, 6] > plain.score(np.array([2]))[0, 6]
+
+
+def _brute_force_ease(plays: sp.csr_matrix, l2: float) -> np.ndarray:
+    """EASE's B from its definition, inverting the items x items Gram matrix directly."""
+    x = (plays.toarray() > 0).astype(np.float64)
+    p = np.linalg.inv(x.T @ x + l2 * np.eye(x.shape[1]))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return np.asarray(b)
+
+
+def test_score_one_matches_the_batch_scores_with_every_component() -> None:
+    """Serving one row (score_one) gives the batch path's fused scores, ALS and friends included."""
+    rng = np.random.default_rng(0)
+    n_users, n_items, n_tags = 40, 30, 8
+    plays = sp.csr_matrix(
+        rng.integers(1, 20, (n_users, n_items)) * (rng.random((n_users, n_items)) < 0.3),
+        dtype=np.float64,
+    )
+    tags = sp.csr_matrix(
+        rng.integers(1, 5, (n_items, n_tags)) * (rng.random((n_items, n_tags)) < 0.4),
+        dtype=np.float64,
+    )
+    pairs = rng.integers(0, n_users, (60, 2))
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    friends = sp.csr_matrix(
+        (
+            np.ones(2 * len(pairs)),
+            (np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]]),
+        ),
+        shape=(n_users, n_users),
+    )
+    friends.data[:] = 1.0
+    model = Hybrid(l2=5.0, factors=4, w_als=1.0, als_factors=4, als_regularization=1.0)
+    model.fit(TrainingData(user_items=plays, item_tags=tags, user_friends=friends))
+    for user in range(n_users):
+        row = plays[user]
+        fr = friends[user].indices
+        frows = sp.csr_matrix(plays[fr])
+        expected = model.score_rows(row, [frows])[0]
+        slot = np.repeat(np.arange(fr.size), np.diff(frows.indptr))
+        got = model.score_one(row.indices, row.data, frows.indices, frows.data, slot)
+        unheard = np.setdiff1d(np.arange(n_items), row.indices)
+        np.testing.assert_allclose(got[unheard], expected[unheard], rtol=1e-4, atol=1e-4)
+
+
+def test_score_one_ease_part_is_exact_ease() -> None:
+    """With every other weight zero, score_one is x B for B from EASE's closed form."""
+    rng = np.random.default_rng(1)
+    plays = sp.csr_matrix(
+        rng.integers(1, 9, (25, 12)) * (rng.random((25, 12)) < 0.4), dtype=np.float64
+    )
+    model = _hybrid(w_svd=0.0, w_friends=0.0, w_tag_knn=0.0, w_tag_profile=0.0)
+    model.fit(TrainingData(user_items=plays))
+    b = _brute_force_ease(plays, 1.0)
+    for user in range(plays.shape[0]):
+        row = plays[user]
+        x = (row.toarray()[0] > 0).astype(np.float64)
+        expected = x @ b
+        unheard = np.setdiff1d(np.arange(plays.shape[1]), row.indices)
+        best = float(expected[unheard].max())
+        if best > 0:
+            expected = expected / best
+        got = model.score_one(row.indices, row.data)
+        np.testing.assert_allclose(got[unheard], expected[unheard], rtol=1e-5, atol=1e-6)

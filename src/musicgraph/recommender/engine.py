@@ -73,7 +73,7 @@ from musicgraph.events import Event, EventBus, Subscription, Topic
 from musicgraph.graph.models import ItemKind, Similarity
 from musicgraph.logging import get_logger
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
-from musicgraph.recommender.explain import Reason, SeedOrigin, TagNames, explain, rows_csr
+from musicgraph.recommender.explain import Reason, SeedOrigin, TagNames, explain
 from musicgraph.recommender.hybrid import Hybrid
 from musicgraph.recommender.projection import Projection
 from musicgraph.recommender.random_walk import (
@@ -844,20 +844,32 @@ class RecommendationEngine:
                 self.schedule_hybrid_fit()
 
     def _hybrid_scores(self, fit: _HybridFit, user: int) -> tuple[IntArray, FloatArray]:
-        """Fused Hybrid scores of the user's current row (positive ones, fitted artists only)."""
+        """Fused Hybrid scores of the user's current row (positive ones, fitted artists only):
+        :meth:`Hybrid.score_one` on the projection's arrays, no sparse matrices built."""
         p = self.projection
         n = fit.n_artists
         rel = p.user_artist.fwd
         cols = rel.row(user).astype(np.int64)
         w = rel.row_weights(user).astype(np.float64)
-        keep = cols < n
-        row = sp.csr_matrix((w[keep], (np.zeros(int(keep.sum()), np.int64), cols[keep])), (1, n))
-        friends = p.friends.row(user).astype(np.int64) if user < p.friends.n_rows else None
-        friend_rows = None
-        if friends is not None:
-            fr = rows_csr(rel, friends, rel.n_cols, binary=False)[:, :n]
-            friend_rows = [sp.csr_matrix(fr)]
-        scores = fit.model.score_rows(row, friend_rows)[0]
+        keep = (cols < n) & (w > 0)
+        if not keep.all():
+            cols, w = cols[keep], w[keep]
+        f_items = f_plays = f_slot = None
+        if user < p.friends.n_rows and p.friends.length[user] > 0:
+            friends = p.friends.row(user).astype(np.int64)
+            friends = friends[friends < rel.n_rows]
+            length = rel.length[friends].astype(np.int64)
+            offsets = np.cumsum(length) - length
+            pos = np.repeat(rel.start[friends] - offsets, length) + np.arange(int(length.sum()))
+            f_items = rel.indices[pos].astype(np.int64)
+            f_plays = (
+                np.ones(pos.size) if rel.weights is None else rel.weights[pos].astype(np.float64)
+            )
+            f_slot = np.repeat(np.arange(friends.size), length)
+            ok = f_plays > 0
+            if not ok.all():
+                f_items, f_plays, f_slot = f_items[ok], f_plays[ok], f_slot[ok]
+        scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot)
         items = np.flatnonzero(scores > 0).astype(np.int64)
         return items, scores[items]
 
@@ -872,6 +884,7 @@ def _fit_hybrid(data: TrainingData, params: dict[str, Any]) -> tuple[_HybridFit,
     t0 = time.perf_counter()
     model = Hybrid(**params)
     model.fit(data)
+    model.prepare_serving()
     return _HybridFit(model, data.n_users, data.n_items), (time.perf_counter() - t0) * 1000
 
 

@@ -18,6 +18,14 @@ counts, item-tag counts, user-user friendships), each cheap to serve from a prec
 Each component's scores are divided by the user's best score of that component over unheard
 items (so every component's top item scores 1), then summed with weights tuned on the validation
 split (``ease`` has weight 1).
+
+Serving one user (:meth:`Hybrid.score_one`) computes the same scores as the batch path without
+sparse-matrix objects or dense users x items blocks: EASE through its exact Woodbury form with
+``Z^T M`` precomputed (items x users, float32), so a user costs a gather of their items' rows and
+one sparse product with the listens; PureSVD and ALS as small factor products (ALS folded in by
+its normal equations); friends, tag neighbours and the tag profile as gathers of a few sparse
+rows. :meth:`Hybrid.prepare_serving` builds those arrays once per fit (the engine does it in the
+worker thread that fits).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
@@ -35,6 +44,8 @@ from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
 from musicgraph.recommender.cooccurrence import cosine_similarity
 from musicgraph.recommender.ease import EASE
 from musicgraph.recommender.scoring import (
+    BM25_B,
+    BM25_K1,
     DenseScoringMixin,
     NotFittedError,
     mask_rows,
@@ -58,6 +69,62 @@ class _Components:
     tag_vectors: sp.csr_matrix | None  # items x tags, unit rows
     profile_source: sp.csr_matrix  # users x items, row-normalised log plays
     als: ALS | None
+
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass
+class _Serving:
+    """Arrays for scoring one row at a time (see :meth:`Hybrid.score_one`)."""
+
+    n_items: int
+    ease_w: F32  # items x rows(Z): Z^T M, so x Z^T M is a sum of the user's rows
+    ease_zt: sp.csr_matrix  # items x rows(Z): Z^T
+    ease_l2: float
+    ease_inv_diag: FloatArray  # 1 / diag(P)
+    svd_items: F32 | None  # items x factors
+    svd_scale: FloatArray
+    tag_sim: sp.csr_matrix | None  # items x items (row i: what listening to i adds)
+    tag_vec: sp.csr_matrix | None  # items x tags, unit rows
+    als_items: F32 | None  # items x factors
+    als_yty: FloatArray | None  # factors x factors: Y^T Y + regularization I
+    als_alpha: float
+    als_length_norm: FloatArray | None  # bm25 length normalisation per item (training plays)
+    als_weighting: str
+
+
+def _gather_sum(
+    indptr: IntArray,
+    indices: IntArray,
+    data: FloatArray,
+    rows: IntArray,
+    weights: FloatArray,
+    n: int,
+) -> FloatArray:
+    """``sum_r weights[r] * M[rows[r]]`` for a CSR ``M`` given by its arrays, as a dense vector."""
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(n)
+    offsets = np.cumsum(lens) - lens
+    pos = np.repeat(starts - offsets, lens) + np.arange(total)
+    out: FloatArray = np.bincount(
+        indices[pos], weights=data[pos] * np.repeat(weights, lens), minlength=n
+    ).astype(np.float64, copy=False)
+    return out
+
+
+def _scaled_by_best_unheard(scores: FloatArray, heard: IntArray) -> FloatArray:
+    """``scores`` divided by their maximum over items not in ``heard`` (when that is positive)."""
+    saved = scores[heard].copy()
+    scores[heard] = -np.inf
+    best = float(scores.max()) if scores.size else 0.0
+    scores[heard] = saved
+    if np.isfinite(best) and best > 0:
+        scores /= best
+    return scores
 
 
 # Components depend on the training data and a few parameters, not on the fusion weights: tuning
@@ -205,6 +272,7 @@ class Hybrid(DenseScoringMixin):
         self.als_alpha = als_alpha
         self.random_state = random_state
         self._c: _Components | None = None
+        self._serving: _Serving | None = None
 
     def fit(self, data: TrainingData) -> None:
         als_params = None
@@ -225,6 +293,7 @@ class Hybrid(DenseScoringMixin):
             als_params,
         )
         self._seen = self._c.binary
+        self._serving = None
 
     def component_scores(self, users: IntArray) -> dict[str, FloatArray]:
         """Each component's raw scores for a block of users (users x items)."""
@@ -309,6 +378,128 @@ class Hybrid(DenseScoringMixin):
             best = masked.max(axis=1, keepdims=True)
             scale = np.where(np.isfinite(best) & (best > 0), best, 1.0)
             total += weights[name] * (raw / scale)
+        return total
+
+    def prepare_serving(self) -> None:
+        """Build the arrays :meth:`score_one` reads (once per fit; about 4 bytes x items x users
+        for EASE's ``Z^T M``)."""
+        c = self._c
+        if c is None:
+            raise NotFittedError("Hybrid is not fitted: call fit(data) first")
+        e = c.ease
+        assert e._z is not None and e._m is not None and e._diag_p is not None
+        zt = sp.csr_matrix(e._z.T, dtype=np.float64)
+        ease_w = np.asarray(zt @ e._m, dtype=np.float32)
+        als_items = als_yty = length_norm = None
+        als_alpha = 1.0
+        als_weighting = "binary"
+        if self.w_als and c.als is not None and c.als.item_factors is not None:
+            a = c.als
+            y = np.asarray(a.item_factors, dtype=np.float64)
+            als_items = np.ascontiguousarray(y, dtype=np.float32)
+            als_yty = y.T @ y + a.regularization * np.eye(y.shape[1])
+            als_alpha = a.alpha
+            als_weighting = a.weighting
+            plays = a._item_plays if a._item_plays is not None else np.ones(y.shape[0])
+            mean_plays = float(plays.mean()) or 1.0
+            length_norm = (1.0 - BM25_B) + BM25_B * plays / mean_plays
+        tag_sim = None if c.tag_similarity is None else sp.csr_matrix(c.tag_similarity)
+        self._serving = _Serving(
+            n_items=int(c.binary.shape[1]),
+            ease_w=ease_w,
+            ease_zt=zt,
+            ease_l2=float(e.l2),
+            ease_inv_diag=1.0 / e._diag_p,
+            svd_items=np.ascontiguousarray(c.svd_items, dtype=np.float32) if self.w_svd else None,
+            svd_scale=c.svd_scale,
+            tag_sim=tag_sim,
+            tag_vec=c.tag_vectors,
+            als_items=als_items,
+            als_yty=als_yty,
+            als_alpha=als_alpha,
+            als_length_norm=length_norm,
+            als_weighting=als_weighting,
+        )
+
+    def _als_fold_in(self, s: _Serving, items: IntArray, plays: FloatArray) -> FloatArray:
+        """One user's ALS factors by the normal equations implicit solves (confidence
+        ``alpha * w`` on the model's weighting of the plays)."""
+        assert s.als_items is not None and s.als_yty is not None
+        if s.als_weighting == "bm25":
+            assert s.als_length_norm is not None
+            idf = np.log(max(s.n_items, 1)) - np.log1p(items.size)
+            w = plays * (BM25_K1 + 1.0) / (BM25_K1 * s.als_length_norm[items] + plays) * idf
+        elif s.als_weighting == "log":
+            w = np.log1p(plays)
+        elif s.als_weighting == "binary":
+            w = np.ones(items.size)
+        else:
+            w = plays
+        conf = s.als_alpha * w
+        y = s.als_items[items].astype(np.float64)
+        a = s.als_yty + (y.T * (conf - 1.0)) @ y
+        b = y.T @ conf
+        return np.asarray(np.linalg.solve(a, b))
+
+    def score_one(
+        self,
+        items: IntArray,
+        plays: FloatArray,
+        friend_items: IntArray | None = None,
+        friend_plays: FloatArray | None = None,
+        friend_slot: IntArray | None = None,
+    ) -> FloatArray:
+        """The fused scores (one per fitted item) of one user with play counts ``plays`` on
+        ``items`` (fitted item indices, no repeats, positive counts): what :meth:`score_rows`
+        gives for that row, computed without sparse-matrix objects.
+
+        ``friend_items``/``friend_plays`` are the friends' listens flattened, ``friend_slot``
+        says which friend each belongs to (0..n_friends-1)."""
+        if self._serving is None:
+            self.prepare_serving()
+        s = self._serving
+        assert s is not None
+        n = s.n_items
+        items = np.asarray(items, dtype=np.int64)
+        plays = np.asarray(plays, dtype=np.float64)
+        total = np.zeros(n)
+        if items.size == 0:
+            return total
+        # EASE: x - (x - (x Z^T M) Z) / l2 / diag(P), x binary
+        u = s.ease_w[items].sum(axis=0, dtype=np.float64)
+        xp = s.ease_zt @ u
+        xp[items] -= 1.0
+        ease = xp * (s.ease_inv_diag / s.ease_l2)
+        ease[items] += 1.0
+        total += _scaled_by_best_unheard(ease, items)
+        if self.w_svd and s.svd_items is not None:
+            f = s.svd_scale[items].astype(np.float32) @ s.svd_items[items]
+            total += self.w_svd * _scaled_by_best_unheard(
+                (s.svd_items @ f).astype(np.float64), items
+            )
+        if self.w_als and s.als_items is not None:
+            user = self._als_fold_in(s, items, plays).astype(np.float32)
+            total += self.w_als * _scaled_by_best_unheard(
+                (s.als_items @ user).astype(np.float64), items
+            )
+        if self.w_friends and friend_items is not None and friend_items.size:
+            assert friend_plays is not None and friend_slot is not None
+            logs = np.log1p(np.asarray(friend_plays, dtype=np.float64))
+            sums = np.bincount(friend_slot, weights=logs)
+            norm = logs / sums[friend_slot]
+            friends = np.bincount(friend_items, weights=norm, minlength=n)[:n].astype(np.float64)
+            total += self.w_friends * _scaled_by_best_unheard(friends, items)
+        if self.w_tag_knn and s.tag_sim is not None:
+            m = s.tag_sim
+            tk = _gather_sum(m.indptr, m.indices, m.data, items, np.ones(items.size), n)
+            total += self.w_tag_knn * _scaled_by_best_unheard(tk, items)
+        if self.w_tag_profile and s.tag_vec is not None:
+            t = s.tag_vec
+            profile = _gather_sum(t.indptr, t.indices, t.data, items, np.log1p(plays), t.shape[1])
+            norm2 = float(np.sqrt(profile @ profile))
+            if norm2 > 0:
+                tp = np.asarray(t @ (profile / norm2))
+                total += self.w_tag_profile * _scaled_by_best_unheard(tp, items)
         return total
 
     def weights(self) -> dict[str, float]:
