@@ -5,14 +5,21 @@ Two operations, on the demo graph:
 (a) a user page: the user, 20 recent listens with their tracks and artists, and top artists;
 (b) 20 recommended tracks with their reasons.
 
-Each is measured three ways: over HTTP against ``musicgraph serve`` (``--workers`` uvicorn
-workers, default one, in separate processes), executed in-process by Strawberry
-(``schema.execute``), and executed in-process by graphql-core directly (``graphql.graphql`` on
-the schema Strawberry built, with the same resolvers and the same context; the document parsed
-and validated once, as Strawberry's parser and validation caches do), so the last two differ
-only by what Strawberry adds around graphql-core.
-The "uncached" recommendations ask for a control value no request asked before, so the result
-cache never answers and every call runs the engine. Prints numbers; never fails on time.
+Over HTTP against ``musicgraph serve`` (``--workers`` uvicorn worker processes, default one),
+driven by a load generator in its own process (keep-alive HTTP/1.1 over raw asyncio streams,
+request bytes built up front, responses read by Content-Length: what wrk does, so the client does
+not eat the server's CPU; its own CPU share is printed), each operation is measured as a client
+sees it normally (the response cache answers repeated requests until a write changes something)
+and executed every time (``Cache-Control: no-cache``); for (b) also with the engine running on
+every call (a control value no request asked before, so the recommendation result cache never
+answers either). The bench waits until the freshly started server is idle (the recommender fits
+its Hybrid in the background after startup) before measuring.
+
+In-process, each operation is executed by Strawberry (``schema.execute``) and by graphql-core
+directly (``graphql.execute`` on the schema Strawberry built, with the same resolvers and the same
+context; the document parsed and validated once, as Strawberry's parser and validation caches
+do), so the two differ only by what Strawberry adds around graphql-core. Prints numbers; never
+fails on time.
 
     musicgraph demo --db /tmp/mg-bench/demo.db          # once
     python bench/bench_api.py --db /tmp/mg-bench/demo.db
@@ -24,10 +31,12 @@ import argparse
 import asyncio
 import inspect
 import itertools
+import json
 import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -154,6 +163,94 @@ def free_port() -> int:
         return port
 
 
+HTTP_SCENARIOS = (
+    # (name, query, cache-control header, vary the novelty per request)
+    ("(a) user page: response cache", "a", None, False),
+    ("(a) user page: executed (no-cache)", "a", "no-cache", False),
+    ("(b) recommendations: response cache", "b", None, False),
+    ("(b) recommendations: executed, result cache", "b", "no-cache", False),
+    ("(b) recommendations: executed, engine runs", "b", "no-cache", True),
+)
+
+
+async def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
+    """The load generator (its own process, like wrk): ``clients`` keep-alive HTTP/1.1
+    connections over raw asyncio streams, request bytes built up front (only the novelty varies
+    when asked), responses read by Content-Length and checked for status 200 and no
+    ``"errors"``. Returns latencies' percentiles and its own CPU time."""
+    host, port = "127.0.0.1", spec["port"]
+    head = (
+        f"POST /graphql HTTP/1.1\r\nhost: {host}:{port}\r\n"
+        f"authorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\n"
+        + (f"cache-control: {spec['cache_control']}\r\n" if spec["cache_control"] else "")
+    )
+
+    def request(body: bytes) -> bytes:
+        return f"{head}content-length: {len(body)}\r\n\r\n".encode() + body
+
+    fixed = request(json.dumps({"query": spec["query"], "variables": spec["variables"]}).encode())
+    counter = itertools.count(1)
+
+    def next_request() -> bytes:
+        if not spec["vary"]:
+            return fixed
+        variables = {**spec["variables"], "novelty": next(counter) * 1e-9}
+        return request(json.dumps({"query": spec["query"], "variables": variables}).encode())
+
+    latencies: list[float] = []
+    failures: list[str] = []
+    remaining = spec["warmup"]
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            t = time.perf_counter()
+            writer.write(next_request())
+            header = await reader.readuntil(b"\r\n\r\n")
+            at = header.lower().index(b"content-length:") + 15
+            body = await reader.readexactly(int(header[at : header.index(b"\r\n", at)]))
+            latencies.append(time.perf_counter() - t)
+            if not header.startswith(b"HTTP/1.1 200") or b'"errors"' in body:
+                failures.append(header.split(b"\r\n", 1)[0].decode() + " " + body[:300].decode())
+
+    connections = [await asyncio.open_connection(host, port) for _ in range(spec["clients"])]
+    await asyncio.gather(*(client(r, w) for r, w in connections))  # warm-up
+    latencies.clear()
+    remaining = spec["requests"]
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(client(r, w) for r, w in connections))
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    for _, writer in connections:
+        writer.close()
+    return {"latencies": latencies, "elapsed": elapsed, "cpu": cpu, "failures": failures[:3]}
+
+
+def loadgen_main() -> None:
+    """``bench_api.py --loadgen``: read the spec as JSON from stdin, print the result as JSON."""
+    spec = json.loads(sys.stdin.read())
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop
+        run = asyncio.run
+    Path(spec["output"]).write_text(json.dumps(run(_loadgen(spec))))
+
+
+async def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / "result.json"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--loadgen", stdin=asyncio.subprocess.PIPE
+        )
+        await proc.communicate(json.dumps({**spec, "output": str(output)}).encode())
+        if proc.returncode != 0:
+            raise RuntimeError(f"load generator failed ({proc.returncode})")
+        result: dict[str, Any] = json.loads(output.read_text())
+        return result
+
+
 async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
     port = free_port()
     env = {**os.environ, "MUSICGRAPH_LOG_LEVEL": "warning", "MUSICGRAPH_LOG_FORMAT": "json"}
@@ -173,12 +270,8 @@ async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
         stderr=asyncio.subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     try:
-        async with httpx.AsyncClient(
-            base_url=url, limits=limits, headers=headers, timeout=60
-        ) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             async with asyncio.timeout(300):
                 ready = 0  # every worker must be ready: ask until many answers in a row say so
                 while ready < 20:
@@ -188,26 +281,44 @@ async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
                         ok = False
                     ready = ready + 1 if ok else 0
                     await asyncio.sleep(0.02 if ok else 0.2)
-            print(
-                f"HTTP: musicgraph serve ({args.workers} worker(s)) on {url}, "
-                f"{args.clients} concurrent clients (httpx, same machine)"
+        # Ready means the projection is loaded; the recommender then still fits its Hybrid in
+        # the background (seconds of CPU per worker). Measure a server at rest.
+        quiet, waited = 0, time.perf_counter()
+        while quiet < 4 and time.perf_counter() - waited < 180:
+            before = process_tree_cpu(proc.pid)
+            await asyncio.sleep(0.5)
+            quiet = quiet + 1 if process_tree_cpu(proc.pid) - before < 0.05 else 0
+        print(
+            f"HTTP: musicgraph serve ({args.workers} worker(s)) on {url}; load generator: one "
+            f"separate process, {args.clients} keep-alive HTTP/1.1 connections over raw asyncio "
+            "streams (uvloop), request bytes built up front, responses read by Content-Length "
+            "(as wrk does); CPU = server processes' CPU per request, and the load generator's"
+        )
+        for name, which, cache_control, vary in HTTP_SCENARIOS:
+            query, variables = (
+                (USER_PAGE, {"id": user_id}) if which == "a" else (RECOMMENDATIONS, {})
             )
-            for name, query, variables in SCENARIOS(user_id):
-
-                async def call(q: str = query, v: Callable[[], dict[str, Any]] = variables) -> None:
-                    r = await client.post("/graphql", json={"query": q, "variables": v()})
-                    data = r.json()
-                    if r.status_code != 200 or data.get("errors"):
-                        raise RuntimeError(f"bench request failed: {r.status_code} {data}")
-
-                lat, elapsed, used = await load(
-                    call,
-                    clients=args.clients,
-                    requests=args.requests,
-                    warmup=args.warmup,
-                    cpu=lambda: process_tree_cpu(proc.pid),
-                )
-                print(summary(name, lat, elapsed, used))
+            spec = {
+                "port": port,
+                "clients": args.clients,
+                "requests": args.requests,
+                "warmup": args.warmup,
+                "query": query,
+                "variables": variables,
+                "cache_control": cache_control,
+                "vary": vary,
+            }
+            server_cpu = process_tree_cpu(proc.pid)
+            result = await run_loadgen(spec)
+            server_cpu = process_tree_cpu(proc.pid) - server_cpu
+            if result["failures"]:
+                raise RuntimeError(f"{name}: requests failed: {result['failures']}")
+            n = len(result["latencies"])
+            print(
+                summary(name, result["latencies"], result["elapsed"], server_cpu)
+                + f"   load generator {result['cpu'] * 1000 / n:4.2f} ms/req"
+                f" ({100 * result['cpu'] / result['elapsed']:.0f}% of a core)"
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
@@ -277,7 +388,7 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000, help="per measurement")
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
@@ -294,4 +405,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["--loadgen"]:
+        loadgen_main()
+    else:
+        asyncio.run(main())

@@ -49,8 +49,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from musicgraph.auth import hash_token
 from musicgraph.events import EventBus
 from musicgraph.graph import GraphStore, create_store
 from musicgraph.ingest.exporters import FORMATS, load_playlist_export
@@ -58,6 +61,7 @@ from musicgraph.logging import get_logger
 from musicgraph.schema.build import build_schema
 from musicgraph.schema.context import AppState, Context, Viewer, bearer_token, resolve_viewer
 from musicgraph.schema.loaders import Loaders
+from musicgraph.schema.response_cache import ResponseCache
 from musicgraph.scrobble import routes as scrobble_routes
 from musicgraph.settings import Settings
 from musicgraph.web import CachedStaticFiles, dashboard, graphiql_page
@@ -65,6 +69,9 @@ from musicgraph.web import CachedStaticFiles, dashboard, graphiql_page
 log = get_logger("musicgraph.app")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: scope keys: the viewer the view resolved before executing; set when execution had no errors
+_VIEWER = "musicgraph.viewer"
+_CLEAN = "musicgraph.clean"
 
 
 # --- middleware ------------------------------------------------------------------------------------
@@ -221,13 +228,18 @@ class GraphQLView(GraphQL[Context, None]):
 
     def __init__(self, state: AppState, **kwargs: Any) -> None:
         settings = state.settings
+        schema = build_schema(settings)
         super().__init__(
-            build_schema(settings),
+            schema,
             max_subscriptions_per_connection=settings.max_subscriptions,
             connection_init_wait_timeout=timedelta(seconds=10),
             **kwargs,
         )
         self.state = state
+        self.responses = ResponseCache(schema._schema, engine_ttl=state.recommendations.ttl)
+        #: token -> (store data_version it was read at, viewer): a user's token costs a store
+        #: read only after a write (a revoked token is a write)
+        self._viewers: dict[str, tuple[int, Viewer]] = {}
 
     def _context(self, viewer: Viewer, request_id: str | None) -> Context:
         return Context(
@@ -239,8 +251,11 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         request_id = request.scope.get("state", {}).get("request_id")
-        token = bearer_token(request.headers.get("authorization"))
-        viewer = await resolve_viewer(self.state, token)
+        viewer = request.scope.get(_VIEWER)  # resolved by _respond already
+        if viewer is None:
+            viewer = await resolve_viewer(
+                self.state, bearer_token(request.headers.get("authorization"))
+            )
         if viewer is None:
             if isinstance(request, WebSocket):
                 context = self._context(Viewer(), request_id)
@@ -278,7 +293,7 @@ class GraphQLView(GraphQL[Context, None]):
             return
         request = Request(scope, receive)
         try:
-            response = await self.run(request)
+            response = await self._respond(request)
         except HTTPException as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
             response = JSONResponse(
@@ -287,6 +302,77 @@ class GraphQLView(GraphQL[Context, None]):
                 headers=headers,
             )
         await response(scope, receive, send)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        if not result.errors:
+            request.scope[_CLEAN] = True
+        return await super().process_result(request, result)
+
+    async def _viewer(self, token: str | None, version: int) -> Viewer | None:
+        """``resolve_viewer``, remembered per token until the store's data changes."""
+        if not token:
+            return Viewer()
+        key = hash_token(token)
+        known = self._viewers.get(key)
+        if known is not None and known[0] == version:
+            return known[1]
+        viewer = await resolve_viewer(self.state, token)
+        if viewer is not None:
+            if len(self._viewers) >= 1024:
+                self._viewers.clear()
+            self._viewers[key] = (version, viewer)
+        return viewer
+
+    async def _respond(self, request: Request) -> Response:
+        """Answer from the response cache when it holds this viewer's answer to this very request
+        and nothing it read has changed since; otherwise execute (and remember a clean answer).
+        See :mod:`musicgraph.schema.response_cache`."""
+        version = self.state.store.data_version() if request.method == "POST" else None
+        headers = request.headers
+        if (
+            version is None
+            or not isinstance(version, int)
+            or not headers.get("content-type", "").startswith("application/json")
+        ):
+            return await self.run(request)
+        body = await request.body()  # Starlette keeps it for Strawberry's own read
+        cache = self.responses
+        if len(body) > cache.max_key_bytes:
+            return await self.run(request)
+        viewer = await self._viewer(bearer_token(headers.get("authorization")), version)
+        if viewer is None:
+            raise HTTPException(401, "the bearer token is not valid")
+        request.scope[_VIEWER] = viewer
+        scope = (
+            "admin"
+            if viewer.is_admin
+            else f"user:{viewer.user.id}"
+            if viewer.user is not None
+            else "anonymous"
+        )
+        engine = self.state.engine
+        stamp = (version, self.state.recommendations.generation, id(engine) if engine else 0)
+        key = (scope, headers.get("accept"), body)
+        directives = headers.get("cache-control", "")
+        fresh = "no-cache" in directives or "no-store" in directives
+        if not fresh:
+            cached = cache.get(key, stamp)
+            if cached is not None:
+                return Response(cached, media_type="application/json")
+        response = await self.run(request)
+        if (
+            response.status_code == 200
+            and request.scope.get(_CLEAN)
+            and "no-store" not in directives
+            and len(response.headers) == 2  # content-length and content-type, nothing else
+            and isinstance(response.body, bytes)
+        ):
+            plan = cache.plan_for_body(body)
+            if plan is not None:
+                cache.put(key, stamp, response.body, plan)
+        return response
 
 
 # --- plain routes ----------------------------------------------------------------------------------

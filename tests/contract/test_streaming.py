@@ -141,3 +141,33 @@ async def test_every_stream_yields_each_row_once(store: GraphStore, alice: User,
 async def test_ping_answers_on_an_open_store(store: GraphStore) -> None:
     """ping returns quietly when the store is reachable."""
     await store.ping()
+
+
+async def test_data_version_changes_with_every_commit(store: GraphStore) -> None:
+    """data_version, where the store offers one, stays put while nothing is written and changes
+    when a write commits; a store that cannot tell cheaply says None every time."""
+    before = store.data_version()
+    if before is None:
+        await store.create_user("dv-user")
+        assert store.data_version() is None
+        return
+    assert store.data_version() == before
+    await store.create_user("dv-user")
+    after = store.data_version()
+    assert after is not None and after != before
+    assert store.data_version() == after
+
+
+async def test_sqlite_data_version_sees_commits_of_other_connections(
+    sqlite_store: GraphStore, tmp_path: Any
+) -> None:
+    """A commit through another SqliteGraphStore on the same file (another worker process, say)
+    changes this store's data_version."""
+    from musicgraph.graph.sqlite_store import SqliteGraphStore
+
+    assert isinstance(sqlite_store, SqliteGraphStore)
+    before = sqlite_store.data_version()
+    assert before is not None
+    async with SqliteGraphStore(sqlite_store.path) as other:
+        await other.create_user("written-elsewhere")
+    assert sqlite_store.data_version() not in (None, before)

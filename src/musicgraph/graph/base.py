@@ -78,6 +78,12 @@ class GraphStore(Protocol):
     async def ping(self) -> None:
         """Round-trip to the store; raise ``StoreUnavailableError`` when it cannot be reached."""
 
+    def data_version(self) -> int | None:
+        """A number that changes whenever anyone (this process or another) commits a change to
+        the graph, read without a round trip or blocking, so cheap enough for every request
+        (the API's response cache compares it); ``None`` when the store cannot tell cheaply (a
+        cache must then not rely on it). Compare values from the same instance only."""
+
     async def counts(self) -> GraphCounts:
         """Counts per node and edge type, and enrichment states by status (``"source:status"``)."""
 

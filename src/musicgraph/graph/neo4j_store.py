@@ -355,6 +355,10 @@ class Neo4jGraphStore:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def data_version(self) -> int | None:
+        # Neo4j has no change counter readable without a round trip: callers must not cache.
+        return None
+
     async def ping(self) -> None:
         # One auto-commit round trip, no managed retries: a health probe must answer promptly.
         try:

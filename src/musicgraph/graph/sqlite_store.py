@@ -672,6 +672,8 @@ class SqliteGraphStore:
         self._busy_timeout = busy_timeout
         self._migrations = list(MIGRATIONS if migrations is None else migrations)
         self._db: aiosqlite.Connection | None = None
+        #: a second connection, used on the caller's thread only for ``PRAGMA data_version``
+        self._version_conn: sqlite3.Connection | None = None
         self._resolved = _ResolvedRefs()
 
     def __repr__(self) -> str:
@@ -788,6 +790,10 @@ class SqliteGraphStore:
         self._db = db
         try:
             await self._run("open", self._setup)
+            # timeout 0: a busy file makes data_version answer None, never block the loop
+            self._version_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
         except BaseException:
             self._db = None
             await db.close()
@@ -843,8 +849,22 @@ class SqliteGraphStore:
 
     async def close(self) -> None:
         db, self._db = self._db, None
+        version_conn, self._version_conn = self._version_conn, None
+        if version_conn is not None:
+            version_conn.close()
         if db is not None:
             await db.close()
+
+    def data_version(self) -> int | None:
+        # SQLite's own counter of commits by other connections (the store's connection is one
+        # of them): a few microseconds, reading the WAL index only.
+        conn = self._version_conn
+        if conn is None:
+            return None
+        try:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
 
     async def ping(self) -> None:
         try:

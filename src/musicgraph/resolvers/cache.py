@@ -4,7 +4,8 @@ Dashboards and players ask for the same user's recommendations again and again b
 listens; the engine's answer only changes when the graph does. Entries are keyed by (user, kind,
 controls). A ``recommendations.updated`` event drops the entries of its user; events that change
 the graph for everyone (similarity, tags, track features) drop everything; every entry also expires
-after ``ttl`` seconds.
+after ``ttl`` seconds. ``generation`` counts the invalidations, so a cache of whole responses built
+on these answers (:mod:`musicgraph.schema.response_cache`) can tell when they may have changed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ResultCache:
         self._entries: OrderedDict[tuple[str | None, Hashable], tuple[float, Any]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.generation = 0
 
     def get(self, user_id: str | None, key: Hashable) -> Any | None:
         entry = self._entries.get((user_id, key))
@@ -50,10 +52,12 @@ class ResultCache:
             self._entries.popitem(last=False)
 
     def invalidate_user(self, user_id: str) -> None:
+        self.generation += 1
         for k in [k for k in self._entries if k[0] == user_id]:
             del self._entries[k]
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
 
     async def follow(self, bus: EventBus) -> None:
