@@ -3,11 +3,13 @@ live; with a token, the user's recommendations and listens, updated live."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
-from tests.e2e.live import ALICE_TOKEN, LiveServer, execute
-from tests.web.conftest import WebPage
+from tests.e2e.live import ALICE_TOKEN, LiveServer, execute, seed_graph
+from tests.web.conftest import WebPage, web_settings
 from tests.web.pages import Page, expect, record_until_shown
 
 SOURCES = ("musicbrainz", "lastfm", "spotify", "cyanite")
@@ -99,3 +101,42 @@ async def test_dashboard_says_when_a_token_is_refused(web: LiveServer, web_page:
     await expect(page.locator("#me-status")).to_contain_text("Could not sign in")
     await expect(page.locator("#me-status")).to_contain_text("token is not valid")
     await expect(page.locator("#me")).to_be_hidden()
+
+
+async def test_dashboard_follows_the_server_across_a_restart(
+    tmp_path: Path, web_page: WebPage
+) -> None:
+    """When the server restarts, the open dashboard reconnects and subscribes again: a health
+    change on the new server shows without a reload."""
+    db = tmp_path / "graph.db"
+    await seed_graph(db)
+    first = LiveServer(web_settings(db)).start()
+    await asyncio.to_thread(first.wait_ready)
+    port = first.port
+    page = web_page.page
+    try:
+        await open_dashboard(page, first)
+        await expect(page.locator("#health")).to_have_attribute("data-live", "yes")
+    finally:
+        await asyncio.to_thread(first.stop)
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "closed")
+    second = LiveServer(web_settings(db))
+    second.server.config.port = port  # the address the page knows
+    second.start()
+    try:
+        await asyncio.to_thread(second.wait_ready)
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+        message = f"refused after the restart ({time.monotonic_ns()})"
+        row = page.locator("#health tbody tr").filter(has_text=message)
+        for _ in range(40):  # until the page's new subscription is in place
+            in_server_loop(
+                second, second.state.monitor.record_failure, "spotify", "connect", message
+            )
+            try:
+                await expect(row).to_be_visible(timeout=500)
+                break
+            except AssertionError:
+                continue
+        await expect(row.locator("td.status")).to_have_text("degraded")
+    finally:
+        await asyncio.to_thread(second.stop)

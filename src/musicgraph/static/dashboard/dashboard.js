@@ -93,23 +93,43 @@
     });
   }
 
+  /**
+   * Subscribe, and subscribe again whenever the server ends the subscription (it does when it shuts
+   * down; the client reconnects to the next one and the page keeps following). Returns a function
+   * that stops it for good.
+   */
   function subscribe(client, text, variables, onData, onError) {
-    return client.subscribe(
-      { query: text, variables: variables || {} },
-      {
-        next: function (result) {
-          if (result.errors && result.errors.length) {
-            onError(new Error(result.errors.map(function (e) { return e.message; }).join("; ")));
-          } else if (result.data) {
-            onData(result.data);
-          }
-        },
-        error: function (error) {
-          onError(error instanceof Error ? error : new Error(reasonOf(error)));
-        },
-        complete: function () {},
-      }
-    );
+    var stopped = false;
+    var unsubscribe = function () {};
+    function start() {
+      unsubscribe = client.subscribe(
+        { query: text, variables: variables || {} },
+        {
+          next: function (result) {
+            if (result.errors && result.errors.length) {
+              onError(new Error(result.errors.map(function (e) { return e.message; }).join("; ")));
+            } else if (result.data) {
+              onData(result.data);
+            }
+          },
+          error: function (error) {
+            onError(error instanceof Error ? error : new Error(reasonOf(error)));
+          },
+          complete: function () {
+            if (!stopped) {
+              setTimeout(function () {
+                if (!stopped) start();
+              }, 1000);
+            }
+          },
+        }
+      );
+    }
+    start();
+    return function () {
+      stopped = true;
+      unsubscribe();
+    };
   }
 
   function reasonOf(error) {
@@ -250,6 +270,16 @@
   // --- the user's own view -----------------------------------------------------------------------------
 
   var personal = null; // the WebSocket client signed in with the token
+  var personalStops = []; // its subscriptions
+
+  function closePersonal() {
+    personalStops.forEach(function (stop) {
+      stop();
+    });
+    personalStops = [];
+    if (personal) personal.dispose();
+    personal = null;
+  }
 
   function meStatus(text) {
     $("me-status").textContent = text;
@@ -298,8 +328,7 @@
   }
 
   function signOut() {
-    if (personal) personal.dispose();
-    personal = null;
+    closePersonal();
     sessionStorage.removeItem(TOKEN_KEY);
     $("me").hidden = true;
     $("forget").hidden = true;
@@ -309,8 +338,7 @@
   }
 
   function signIn(token) {
-    if (personal) personal.dispose();
-    personal = null;
+    closePersonal();
     meStatus("Loading…");
     query(
       "query Me($n: Int!) { me { name listenCount listens(first: $n) { nodes { " + LISTEN + " } } }" +
@@ -347,16 +375,18 @@
         var failed = function (error) {
           meStatus("Live updates stopped: " + error.message);
         };
-        subscribe(personal, "subscription { listenRecorded { " + LISTEN + " } }", null,
-          function (d) {
-            addListen(d.listenRecorded);
-          }, failed);
-        subscribe(personal,
-          "subscription Recs($n: Int!) { recommendationsUpdated(limit: $n) { " + RECS + " } }",
-          { n: SHOWN },
-          function (d) {
-            renderRecommendations(d.recommendationsUpdated);
-          }, failed);
+        personalStops = [
+          subscribe(personal, "subscription { listenRecorded { " + LISTEN + " } }", null,
+            function (d) {
+              addListen(d.listenRecorded);
+            }, failed),
+          subscribe(personal,
+            "subscription Recs($n: Int!) { recommendationsUpdated(limit: $n) { " + RECS + " } }",
+            { n: SHOWN },
+            function (d) {
+              renderRecommendations(d.recommendationsUpdated);
+            }, failed),
+        ];
       })
       .catch(function (error) {
         sessionStorage.removeItem(TOKEN_KEY);
