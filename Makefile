@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck neo4j-test-server browser
+.PHONY: setup run test lint typecheck neo4j-test-server browser redis-server
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,9 +28,13 @@ typecheck: setup
 browser:
 	bash .ci/install-chromium
 
+# redis-server for the event bus tests (tests/bus): Debian's package, installed when missing.
+redis-server:
+	bash .ci/install-redis-server
+
 # The Neo4j the tests start: a Java launcher built with Maven (skipped when it is up to date).
 neo4j-test-server: setup
 	$(BIN)/python -m tests.support.neo4j_server build
 
-test: lint typecheck neo4j-test-server browser
+test: lint typecheck neo4j-test-server browser redis-server
 	$(BIN)/pytest

@@ -1,6 +1,6 @@
 """A real ``redis-server`` for the test session, on a free port of 127.0.0.1, without persistence.
 
-``make redis-server`` (scripts/install-redis-server.sh) installs the Debian package when it is
+``make redis-server`` (.ci/install-redis-server) installs the Debian package when it is
 missing. Under ``CI=true`` a missing ``redis-server`` fails the tests that need it; elsewhere they
 skip with the reason. :meth:`LocalRedis.restart` stops the server and starts it again on the same
 port (the reconnect tests).
