@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from musicgraph.events import Event, EventBus
+from musicgraph.events import LOCAL_ONLY_TOPICS, TOPICS, Event, EventBus
 
 
 async def test_subscribers_get_matching_topics_only() -> None:
@@ -38,3 +38,46 @@ async def test_slow_subscriber_drops_oldest() -> None:
         bus.publish(Event("tracks.updated", {"i": i}))
     assert sub.dropped == 3
     assert [(await sub.get()).payload["i"] for _ in range(2)] == [3, 4]
+
+
+class RecordingBus(EventBus):
+    """A bus whose ``forward`` (the hook the cross-process backends implement) records events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forwarded: list[Event] = []
+
+    def forward(self, event: Event) -> None:
+        self.forwarded.append(event)
+
+
+async def test_publish_delivers_locally_then_forwards_all_but_recommendations() -> None:
+    """publish delivers to local subscribers and forwards every topic except
+    recommendations.updated, which each process derives from its own projection."""
+    bus = RecordingBus()
+    sub = bus.subscribe(TOPICS)  # type: ignore[arg-type]
+    for topic in sorted(TOPICS):
+        bus.publish(Event(topic, {"t": topic}))  # type: ignore[arg-type]
+    assert sub.queue.qsize() == len(TOPICS)
+    assert {e.topic for e in bus.forwarded} == TOPICS - LOCAL_ONLY_TOPICS
+    assert set(LOCAL_ONLY_TOPICS) == {"recommendations.updated"}
+
+
+async def test_deliver_reaches_local_subscribers_only() -> None:
+    """deliver (what a backend calls for an event from elsewhere) never forwards it again."""
+    bus = RecordingBus()
+    sub = bus.subscribe(["listens.recorded"])
+    bus.deliver(Event("listens.recorded", user_id="u1"))
+    assert sub.queue.get_nowait().user_id == "u1"
+    assert bus.forwarded == []
+
+
+async def test_local_bus_lifecycle_and_health() -> None:
+    """The in-process bus starts and closes as a no-op and reports itself healthy and local."""
+    bus = EventBus()
+    await bus.start()
+    assert bus.health() == {"backend": "local", "ok": True}
+    await bus.close()
+    sub = bus.subscribe(["tags.changed"])
+    bus.publish(Event("tags.changed"))
+    assert sub.queue.qsize() == 1
