@@ -7,8 +7,11 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from musicgraph.bus import OutboxEventBus
 from musicgraph.bus.outbox import OUTBOX_TABLE
+from musicgraph.errors import StoreError
 from musicgraph.events import TOPICS, Event
 from musicgraph.graph.sqlite_store import SqliteGraphStore
 from tests.bus.peers import Peer
@@ -133,3 +136,10 @@ async def test_a_locked_file_is_reported_and_retried(tmp_path: Path) -> None:
         blocker.close()
         await bus.close()
     assert rows(path) == 1
+
+
+async def test_an_unusable_file_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    """A database path that cannot be opened fails at start with the path in the message."""
+    path = tmp_path / "no-such-dir" / "graph.db"
+    with pytest.raises(StoreError, match="no-such-dir"):
+        await OutboxEventBus(path).start()

@@ -174,3 +174,24 @@ def test_a_bad_url_names_the_setting_without_the_password() -> None:
     with pytest.raises(ConfigError, match="MUSICGRAPH_REDIS_URL") as info:
         RedisEventBus("http://user:s3cret@example.org:6379")
     assert "s3cret" not in str(info.value)
+
+
+async def test_deployments_on_different_databases_do_not_hear_each_other(redis_url: str) -> None:
+    """Pub/sub ignores database numbers, so the channel carries it: a bus on /1 does not hear a
+    bus on /0 of the same server."""
+    other_url = redis_url.rsplit("/", 1)[0] + "/1"
+    zero, one = RedisEventBus(redis_url), RedisEventBus(other_url)
+    assert (zero.channel, one.channel) == ("musicgraph:0:events", "musicgraph:1:events")
+    await zero.start()
+    await one.start()
+    try:
+        async with Peer("redis", redis_url) as peer:
+            heard_by_one = one.subscribe(["tags.changed"])
+            marker = Event("tags.changed", {"marker": 0})
+            zero.publish(marker)
+            assert await peer.until("tags.changed") == [marker]
+            await asyncio.sleep(0.2)
+            assert heard_by_one.queue.empty()
+    finally:
+        await zero.close()
+        await one.close()

@@ -26,6 +26,7 @@ from typing import Any
 import aiosqlite
 
 from musicgraph.bus.codec import EventDecodeError, decode_event, encode_event
+from musicgraph.errors import StoreError
 from musicgraph.events import Event, EventBus
 from musicgraph.logging import get_logger
 
@@ -94,7 +95,10 @@ class OutboxEventBus(EventBus):
         before is already in the store this process loads)."""
         if self._task is not None:
             return
-        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the event outbox in {self.path} could not be opened: {exc}") from exc
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             await db.execute("PRAGMA journal_mode = WAL")
@@ -103,9 +107,9 @@ class OutboxEventBus(EventBus):
             await db.execute(_CREATED_AT_INDEX)
             self._last_id = await self._scalar(db, _LAST)
             self._data_version = await self._scalar(db, "PRAGMA data_version")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             await db.close()
-            raise
+            raise StoreError(f"the event outbox in {self.path} could not be set up: {exc}") from exc
         self._db = db
         self._task = asyncio.create_task(self._run(), name="event-bus-outbox")
 

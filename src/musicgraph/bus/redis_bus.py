@@ -1,6 +1,8 @@
 """The event bus across processes and machines: Redis pub/sub (``MUSICGRAPH_REDIS_URL``).
 
-Every process publishes to one channel and subscribes to it. ``publish`` delivers to the local
+Every process publishes to one channel and subscribes to it: ``musicgraph:<db>:events``, where
+``<db>`` is the database number of the URL (pub/sub ignores database numbers, so two deployments
+sharing one Redis server on different databases would otherwise hear each other). ``publish`` delivers to the local
 subscribers at once (as the in-process bus does) and queues the event for a sender task, which
 publishes it to Redis; a listener task hands each event from another process to the local
 subscribers, once. A process's own events come back on the channel too; it recognises them by its
@@ -35,11 +37,11 @@ from musicgraph.errors import ConfigError
 from musicgraph.events import Event, EventBus
 from musicgraph.logging import get_logger
 
-__all__ = ["DEFAULT_CHANNEL", "RedisEventBus"]
+__all__ = ["CHANNEL", "RedisEventBus"]
 
 log = get_logger("musicgraph.bus.redis")
 
-DEFAULT_CHANNEL = "musicgraph:events"
+CHANNEL = "musicgraph:{db}:events"
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 _BATCH = 500  # events per pipelined round trip
 
@@ -63,7 +65,7 @@ class RedisEventBus(EventBus):
         self,
         url: str,
         *,
-        channel: str = DEFAULT_CHANNEL,
+        channel: str | None = None,
         queue_size: int = 1000,
         outgoing_limit: int = 10_000,
         reconnect_min: float = 0.1,
@@ -72,7 +74,6 @@ class RedisEventBus(EventBus):
     ) -> None:
         super().__init__(queue_size=queue_size)
         self.url = _redact(url)
-        self.channel = channel
         self.origin = uuid.uuid4().hex
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -87,6 +88,8 @@ class RedisEventBus(EventBus):
             )
         except ValueError as exc:
             raise ConfigError(f"MUSICGRAPH_REDIS_URL={self.url} is not a Redis URL: {exc}") from exc
+        db = self._client.connection_pool.connection_kwargs.get("db", 0)
+        self.channel = channel or CHANNEL.format(db=db)
         self._outgoing: deque[bytes] = deque(maxlen=outgoing_limit)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing waits to be sent
