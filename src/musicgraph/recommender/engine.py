@@ -329,7 +329,7 @@ class RecommendationEngine:
         fused: tuple[IntArray, FloatArray] | None = None
         if kind == "artist" and user is not None and not c.seeds and self._hybrid is not None:
             # a history of liked tracks only (no plays) scores nothing: the walk answers it
-            fused = self._hybrid_scores(self._hybrid, user) if seeds.items.size else None
+            fused = self._hybrid_scores(self._hybrid, user, c) if seeds.items.size else None
             fused = fused if fused is not None and fused[0].size else None
         if seeds.items.size == 0:
             items, scores = self._popularity(kind)
@@ -632,7 +632,9 @@ class RecommendationEngine:
                 disliked = [t for t, s in p.ratings.get(user, {}).items() if s < 0]
                 banned = np.concatenate([banned, np.array(disliked, dtype=np.int64)])
         if banned.size:
-            keep &= ~np.isin(items, banned)
+            mask = np.zeros(n, dtype=bool)
+            mask[banned[banned < n]] = True
+            keep &= ~mask[items]
         if c.include_tags or c.exclude_tags:
             for tags, want in ((c.include_tags, True), (c.exclude_tags, False)):
                 if not tags:
@@ -843,9 +845,13 @@ class RecommendationEngine:
             if self._hybrid_changes > 0:
                 self.schedule_hybrid_fit()
 
-    def _hybrid_scores(self, fit: _HybridFit, user: int) -> tuple[IntArray, FloatArray]:
+    def _hybrid_scores(
+        self, fit: _HybridFit, user: int, c: Controls
+    ) -> tuple[IntArray, FloatArray]:
         """Fused Hybrid scores of the user's current row (positive ones, fitted artists only):
-        :meth:`Hybrid.score_one` on the projection's arrays, no sparse matrices built."""
+        :meth:`Hybrid.score_one` on the projection's arrays, no sparse matrices built. Without
+        tag filters or a novelty penalty the order is final, so only the best ``limit`` + heard
+        items go on to the controls."""
         p = self.projection
         n = fit.n_artists
         rel = p.user_artist.fwd
@@ -870,7 +876,12 @@ class RecommendationEngine:
             if not ok.all():
                 f_items, f_plays, f_slot = f_items[ok], f_plays[ok], f_slot[ok]
         scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot)
-        items = np.flatnonzero(scores > 0).astype(np.int64)
+        best = c.limit + int(rel.length[user])
+        if not (c.novelty or c.include_tags or c.exclude_tags) and best < scores.size:
+            items = np.argpartition(-scores, best - 1)[:best]
+            items = items[scores[items] > 0].astype(np.int64)
+        else:
+            items = np.flatnonzero(scores > 0).astype(np.int64)
         return items, scores[items]
 
     def add_user(self, user_id: str) -> None:

@@ -123,36 +123,51 @@ def explain(
     order = np.argsort(-by_origin, axis=1, kind="stable")[:, : min(max_reasons, n_k)]
 
     evidence = _Evidence(p, kind, user, tag_names)
+    n_friends_of = evidence.friends_playing_many(items)
+    # plain lists: element reads of small numpy arrays in the loop cost more than the work
+    order_l = order.tolist()
+    by_origin_l = by_origin.tolist()
+    share_l = share.tolist()
+    speaker_l = speaker.tolist()
+    counts_l = counts[0].tolist() if counts else None
+    seeds_l = seeds.tolist()
+    items_l = items.tolist()
+    user_id = p.users.ids[user] if user is not None else ""
     out: list[tuple[Reason, ...]] = []
     for r in range(n_r):
-        item = int(items[r])
+        item = items_l[r]
         name = p.item_name(kind, item)
         reasons: list[Reason] = []
-        for k in order[r].tolist():
-            if by_origin[r, k] <= 0 and reasons:
+        row_by, row_share, row_speaker = by_origin_l[r], share_l[r], speaker_l[r]
+        for k in order_l[r]:
+            if row_by[k] <= 0 and reasons:
                 break
-            s = int(speaker[r, k])
-            o = origins[s]
-            seed = int(seeds[s])
-            n_shared = int(counts[0][r, s]) if counts else evidence.shared_listeners(item, seed)
+            s_ = row_speaker[k]
+            o = origins[s_]
+            seed = seeds_l[s_]
+            n_shared = (
+                int(counts_l[r][s_])
+                if counts_l is not None
+                else evidence.shared_listeners(item, seed)
+            )
             tags = evidence.shared_tags(item, seed)
             n_pl = evidence.common_playlists(item, seed)
             reasons.append(
                 Reason(
                     seed_id=o.seed_id,
                     seed_kind=o.seed_kind,
-                    share=float(share[r, k]),
+                    share=row_share[k],
                     evidence=_sentence(o, name, n_shared, tags, n_pl),
                     shared_listeners=n_shared,
                     shared_tags=tags,
                     playlists=n_pl,
                 )
             )
-        n_friends = evidence.friends_playing(item)
+        n_friends = n_friends_of[r]
         if n_friends:
             reasons.append(
                 Reason(
-                    seed_id=p.users.ids[user] if user is not None else "",
+                    seed_id=user_id,
                     seed_kind="friend",
                     share=0.0,
                     evidence=f"{n_friends} of your friends play {name}",
@@ -277,6 +292,15 @@ class _Evidence:
         if pls is None:
             pls = self._seed_pl[seed] = set(rev.row(seed).tolist())
         return sum(1 for pl in rev.row(item).tolist() if pl in pls)
+
+    def friends_playing_many(self, items: IntArray) -> list[int]:
+        """How many of the user's friends play each of ``items`` (one gather for all)."""
+        if self._friend_mask is None or items.size == 0:
+            return [0] * int(items.size)
+        users, slot = _gather_rows(self.rev, np.asarray(items, dtype=np.int64))
+        hits = slot[self._friend_mask[users]]
+        counts: list[int] = np.bincount(hits, minlength=items.size).tolist()
+        return counts
 
     def friends_playing(self, item: int) -> int:
         if self._friend_mask is None:

@@ -80,11 +80,10 @@ class _Serving:
 
     n_items: int
     ease_w: F32  # items x rows(Z): Z^T M, so x Z^T M is a sum of the user's rows
-    ease_zt: sp.csr_matrix  # items x rows(Z): Z^T
-    ease_l2: float
-    ease_inv_diag: FloatArray  # 1 / diag(P)
+    ease_zt: sp.csr_matrix  # items x rows(Z): Z^T (float32)
+    ease_factor: F32  # 1 / (l2 diag(P))
     svd_items: F32 | None  # items x factors
-    svd_scale: FloatArray
+    svd_scale: F32
     tag_sim: sp.csr_matrix | None  # items x items (row i: what listening to i adds)
     tag_vec: sp.csr_matrix | None  # items x tags, unit rows
     als_items: F32 | None  # items x factors
@@ -114,17 +113,6 @@ def _gather_sum(
         indices[pos], weights=data[pos] * np.repeat(weights, lens), minlength=n
     ).astype(np.float64, copy=False)
     return out
-
-
-def _scaled_by_best_unheard(scores: FloatArray, heard: IntArray) -> FloatArray:
-    """``scores`` divided by their maximum over items not in ``heard`` (when that is positive)."""
-    saved = scores[heard].copy()
-    scores[heard] = -np.inf
-    best = float(scores.max()) if scores.size else 0.0
-    scores[heard] = saved
-    if np.isfinite(best) and best > 0:
-        scores /= best
-    return scores
 
 
 # Components depend on the training data and a few parameters, not on the fusion weights: tuning
@@ -390,6 +378,7 @@ class Hybrid(DenseScoringMixin):
         assert e._z is not None and e._m is not None and e._diag_p is not None
         zt = sp.csr_matrix(e._z.T, dtype=np.float64)
         ease_w = np.asarray(zt @ e._m, dtype=np.float32)
+        zt = sp.csr_matrix(zt, dtype=np.float32)
         als_items = als_yty = length_norm = None
         als_alpha = 1.0
         als_weighting = "binary"
@@ -408,12 +397,13 @@ class Hybrid(DenseScoringMixin):
             n_items=int(c.binary.shape[1]),
             ease_w=ease_w,
             ease_zt=zt,
-            ease_l2=float(e.l2),
-            ease_inv_diag=1.0 / e._diag_p,
+            ease_factor=(1.0 / (e.l2 * e._diag_p)).astype(np.float32),
             svd_items=np.ascontiguousarray(c.svd_items, dtype=np.float32) if self.w_svd else None,
-            svd_scale=c.svd_scale,
+            svd_scale=c.svd_scale.astype(np.float32),
             tag_sim=tag_sim,
-            tag_vec=c.tag_vectors,
+            tag_vec=None
+            if c.tag_vectors is None
+            else sp.csr_matrix(c.tag_vectors, dtype=np.float32),
             als_items=als_items,
             als_yty=als_yty,
             als_alpha=als_alpha,
@@ -462,45 +452,47 @@ class Hybrid(DenseScoringMixin):
         n = s.n_items
         items = np.asarray(items, dtype=np.int64)
         plays = np.asarray(plays, dtype=np.float64)
-        total = np.zeros(n)
+        total = np.zeros(n, dtype=np.float32)
         if items.size == 0:
-            return total
+            return total.astype(np.float64)
+
+        def add(scores: npt.NDArray[Any], weight: float) -> None:
+            # scale so the best unheard item scores ``weight``, then add (float32, in place)
+            saved = scores[items].copy()
+            scores[items] = -np.inf
+            best = float(scores.max())
+            scores[items] = saved
+            if np.isfinite(best) and best > 0:
+                weight = weight / best
+            total.__iadd__(np.multiply(scores, np.float32(weight), dtype=np.float32))
+
         # EASE: x - (x - (x Z^T M) Z) / l2 / diag(P), x binary
-        u = s.ease_w[items].sum(axis=0, dtype=np.float64)
-        xp = s.ease_zt @ u
-        xp[items] -= 1.0
-        ease = xp * (s.ease_inv_diag / s.ease_l2)
+        ease = s.ease_zt @ s.ease_w[items].sum(axis=0)
+        ease[items] -= 1.0
+        ease *= s.ease_factor
         ease[items] += 1.0
-        total += _scaled_by_best_unheard(ease, items)
+        add(ease, 1.0)
         if self.w_svd and s.svd_items is not None:
-            f = s.svd_scale[items].astype(np.float32) @ s.svd_items[items]
-            total += self.w_svd * _scaled_by_best_unheard(
-                (s.svd_items @ f).astype(np.float64), items
-            )
+            add(s.svd_items @ (s.svd_scale[items] @ s.svd_items[items]), self.w_svd)
         if self.w_als and s.als_items is not None:
-            user = self._als_fold_in(s, items, plays).astype(np.float32)
-            total += self.w_als * _scaled_by_best_unheard(
-                (s.als_items @ user).astype(np.float64), items
-            )
+            add(s.als_items @ self._als_fold_in(s, items, plays).astype(np.float32), self.w_als)
         if self.w_friends and friend_items is not None and friend_items.size:
             assert friend_plays is not None and friend_slot is not None
             logs = np.log1p(np.asarray(friend_plays, dtype=np.float64))
             sums = np.bincount(friend_slot, weights=logs)
             norm = logs / sums[friend_slot]
-            friends = np.bincount(friend_items, weights=norm, minlength=n)[:n].astype(np.float64)
-            total += self.w_friends * _scaled_by_best_unheard(friends, items)
+            add(np.bincount(friend_items, weights=norm, minlength=n)[:n], self.w_friends)
         if self.w_tag_knn and s.tag_sim is not None:
             m = s.tag_sim
-            tk = _gather_sum(m.indptr, m.indices, m.data, items, np.ones(items.size), n)
-            total += self.w_tag_knn * _scaled_by_best_unheard(tk, items)
+            ones = np.ones(items.size)
+            add(_gather_sum(m.indptr, m.indices, m.data, items, ones, n), self.w_tag_knn)
         if self.w_tag_profile and s.tag_vec is not None:
             t = s.tag_vec
             profile = _gather_sum(t.indptr, t.indices, t.data, items, np.log1p(plays), t.shape[1])
             norm2 = float(np.sqrt(profile @ profile))
             if norm2 > 0:
-                tp = np.asarray(t @ (profile / norm2))
-                total += self.w_tag_profile * _scaled_by_best_unheard(tp, items)
-        return total
+                add(t @ (profile / norm2).astype(np.float32), self.w_tag_profile)
+        return total.astype(np.float64)
 
     def weights(self) -> dict[str, float]:
         return {
