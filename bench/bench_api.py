@@ -295,6 +295,8 @@ async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
             "(as wrk does); CPU = server processes' CPU per request, and the load generator's"
         )
         for name, which, cache_control, vary in HTTP_SCENARIOS:
+            if args.only and args.only not in name:
+                continue
             query, variables = (
                 (USER_PAGE, {"id": user_id}) if which == "a" else (RECOMMENDATIONS, {})
             )
@@ -389,6 +391,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per measurement")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
+    parser.add_argument("--only", help="only the HTTP measurements whose name contains this")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()

@@ -23,14 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
+import json
+import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import structlog
 from cross_web import HTTPException
 from prometheus_client import (
@@ -69,6 +73,24 @@ from musicgraph.web import CachedStaticFiles, dashboard, graphiql_page
 log = get_logger("musicgraph.app")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: Request ids: 16 random hex digits per process, then a counter (as unique as uuid4 across
+#: workers, without a urandom system call per request).
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)  # a forked worker gets its own prefix
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
 #: scope keys: the viewer the view resolved before executing; set when execution had no errors
 _VIEWER = "musicgraph.viewer"
 _CLEAN = "musicgraph.clean"
@@ -130,7 +152,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             request_id=request_id, method=scope.get("method", "WS"), path=scope.get("path")
@@ -302,6 +324,14 @@ class GraphQLView(GraphQL[Context, None]):
                 headers=headers,
             )
         await response(scope, receive, send)
+
+    def encode_json(self, data: object) -> str:
+        # orjson: the same JSON as json.dumps, in a fraction of the time (non-ASCII text as
+        # UTF-8 rather than \u escapes); json for what orjson refuses (integers over 64 bits)
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"))
 
     async def process_result(
         self, request: Request, result: ExecutionResult
