@@ -30,7 +30,9 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import heapq
+from collections.abc import AsyncIterator, Iterable, Sequence
+from operator import itemgetter
 from typing import Protocol, runtime_checkable
 
 from musicgraph.graph.models import (
@@ -62,6 +64,23 @@ DEFAULT_CHUNK = 10_000
 #: Seconds a claimed enrichment state stays invisible to other claims (a worker that dies
 #: mid-job frees its claims when the lease runs out).
 ENRICHMENT_CLAIM_LEASE = 600
+
+
+def rank_top_artists(
+    user_id: str,
+    track_counts: Iterable[tuple[str, int]],
+    artist_counts: Iterable[tuple[str, int]],
+    limit: int,
+) -> list[ArtistListen]:
+    """The ranking of :meth:`GraphStore.top_artists`, shared by the stores: ``track_counts`` is
+    (first artist, count) per LISTENED edge in aggregate order (count descending, then track
+    id), ``artist_counts`` the LISTENED_ARTIST edges in their order; sums by artist, by count
+    descending, ties in the order the artists first appear in those two sequences."""
+    totals: dict[str, int] = {}
+    for artist_id, count in (*track_counts, *artist_counts):
+        totals[artist_id] = totals.get(artist_id, 0) + count
+    ranked = heapq.nlargest(max(limit, 0), totals.items(), key=itemgetter(1))
+    return [ArtistListen(user_id, artist_id, count) for artist_id, count in ranked]
 
 
 @runtime_checkable
@@ -184,6 +203,12 @@ class GraphStore(Protocol):
         """Per user, in order, their LISTENED edges."""
 
     async def get_artist_listens(self, user_ids: Sequence[str]) -> list[list[ArtistListen]]: ...
+
+    async def top_artists(self, user_ids: Sequence[str], *, limit: int) -> list[list[ArtistListen]]:
+        """Per user, in order, their ``limit`` most played artists of all time: each LISTENED
+        count credited to its track's first artist (by position, then id), plus the
+        LISTENED_ARTIST counts; ranked as :func:`rank_top_artists` ranks them. One round trip,
+        however many tracks the users played."""
 
     # --- tags, friends, ratings, similarity --------------------------------------------------------
     async def set_tags(self, rows: Sequence[Tagging]) -> None:

@@ -382,6 +382,27 @@ CALL (i) {
 RETURN i, rows
 """
 
+# per user: (first artist, count) per LISTENED edge in aggregate order, and the LISTENED_ARTIST
+# counts; the store ranks them with rank_top_artists
+TOP_ARTISTS = """
+UNWIND range(0, size($ids) - 1) AS i
+CALL (i) {
+  MATCH (u:User {id: $ids[i]})-[r:LISTENED]->(t:Track)
+  WITH r, t, COLLECT {
+    MATCH (t)-[b:BY]->(a:Artist) RETURN a.id ORDER BY b.position, a.id LIMIT 1
+  } AS first
+  WHERE size(first) > 0
+  WITH first[0] AS artist, r.count AS count, t.id AS track ORDER BY count DESC, track
+  RETURN collect([artist, count]) AS tracks
+}
+CALL (i) {
+  MATCH (u:User {id: $ids[i]})-[r:LISTENED_ARTIST]->(a:Artist)
+  WITH r, a ORDER BY r.count DESC, a.id
+  RETURN collect([a.id, r.count]) AS artists
+}
+RETURN i, tracks, artists
+"""
+
 # --- tags, friends, ratings, similarity ----------------------------------------------------------
 
 SET_ARTIST_TAGS = """

@@ -40,7 +40,7 @@ from musicgraph.errors import (
     StoreUnavailableError,
 )
 from musicgraph.graph import cypher, identity, resolution
-from musicgraph.graph.base import DEFAULT_CHUNK, ENRICHMENT_CLAIM_LEASE
+from musicgraph.graph.base import DEFAULT_CHUNK, ENRICHMENT_CLAIM_LEASE, rank_top_artists
 from musicgraph.graph.models import (
     Artist,
     ArtistListen,
@@ -869,6 +869,20 @@ class Neo4jGraphStore:
         out: list[list[ListenAggregate]] = [[] for _ in user_ids]
         for r in rows:
             out[r["i"]] = [_aggregate(a) for a in r["rows"]]
+        return out
+
+    async def top_artists(self, user_ids: Sequence[str], *, limit: int) -> list[list[ArtistListen]]:
+        if not user_ids:
+            return []
+        rows = await self._read(cypher.TOP_ARTISTS, "reading top artists", ids=list(user_ids))
+        out: list[list[ArtistListen]] = [[] for _ in user_ids]
+        for r in rows:
+            out[r["i"]] = rank_top_artists(
+                user_ids[r["i"]],
+                [(a, int(c)) for a, c in r["tracks"]],
+                [(a, int(c)) for a, c in r["artists"]],
+                limit,
+            )
         return out
 
     async def get_artist_listens(self, user_ids: Sequence[str]) -> list[list[ArtistListen]]:

@@ -33,7 +33,7 @@ import aiosqlite
 
 from musicgraph.errors import ConflictError, NotFoundError, StoreError, StoreUnavailableError
 from musicgraph.graph import identity
-from musicgraph.graph.base import DEFAULT_CHUNK, ENRICHMENT_CLAIM_LEASE
+from musicgraph.graph.base import DEFAULT_CHUNK, ENRICHMENT_CLAIM_LEASE, rank_top_artists
 from musicgraph.graph.models import (
     Artist,
     ArtistListen,
@@ -1302,6 +1302,38 @@ class SqliteGraphStore:
         for r in rows:
             per.setdefault(r[0], []).append(ArtistListen(*r))
         return [per.get(u, []) for u in user_ids]
+
+    async def top_artists(self, user_ids: Sequence[str], *, limit: int) -> list[list[ArtistListen]]:
+        if not user_ids:
+            return []
+        ids = _json(set(user_ids))
+
+        def go(conn: Conn) -> tuple[list[Row], list[Row]]:
+            tracks = conn.execute(
+                "SELECT l.user_id, (SELECT ta.artist_id FROM track_artists ta "
+                "WHERE ta.track_id = l.track_id ORDER BY ta.position, ta.artist_id LIMIT 1), "
+                f"l.count FROM listened l WHERE l.user_id IN {_IN} "
+                "ORDER BY l.user_id, l.count DESC, l.track_id",
+                (ids,),
+            ).fetchall()
+            artists = conn.execute(
+                "SELECT user_id, artist_id, count FROM artist_listens "
+                f"WHERE user_id IN {_IN} ORDER BY user_id, count DESC, artist_id",
+                (ids,),
+            ).fetchall()
+            return tracks, artists
+
+        tracks, artists = await self._read("top_artists", go)
+        by_track: dict[str, list[tuple[str, int]]] = {}
+        for user_id, artist_id, count in tracks:
+            if artist_id is not None:
+                by_track.setdefault(user_id, []).append((artist_id, count))
+        by_artist: dict[str, list[tuple[str, int]]] = {}
+        for user_id, artist_id, count in artists:
+            by_artist.setdefault(user_id, []).append((artist_id, count))
+        return [
+            rank_top_artists(u, by_track.get(u, ()), by_artist.get(u, ()), limit) for u in user_ids
+        ]
 
     # --- tags, friends, ratings, similarity ------------------------------------------------------
 

@@ -77,16 +77,10 @@ async def listening_stats(
 
 
 async def top_artists(ctx: Context, user_id: str, limit: int) -> list[ArtistCount]:
-    """All-time top artists from the LISTENED aggregates, plus artist-level counts (HetRec)."""
-    aggregates = await ctx.loaders.aggregates.load(user_id)
-    tracks = await ctx.loaders.track.load_many([a.track_id for a in aggregates])
-    counts: Counter[str] = Counter()
-    for agg, track in zip(aggregates, tracks, strict=True):
-        if track is not None and track.artist_ids:
-            counts[track.artist_ids[0]] += agg.count
-    for row in await ctx.loaders.artist_listens.load(user_id):
-        counts[row.artist_id] += row.count
-    return [ArtistCount(artist_id=strawberry.ID(a), count=c) for a, c in counts.most_common(limit)]
+    """All-time top artists from the LISTENED aggregates, plus artist-level counts (HetRec),
+    summed by the store (one batched call, not the user's every track)."""
+    rows = await ctx.loaders.top_artists(limit).load(user_id)
+    return [ArtistCount(artist_id=strawberry.ID(r.artist_id), count=r.count) for r in rows]
 
 
 async def top_tracks(ctx: Context, user_id: str, limit: int) -> list[TrackCount]:

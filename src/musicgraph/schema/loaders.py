@@ -36,6 +36,8 @@ class Loaders:
 
     def __init__(self, store: GraphStore, *, page_size: int = 100) -> None:
         self.page_size = page_size
+        self._store = store
+        self._top_artists: dict[int, DataLoader[str, list[ArtistListen]]] = {}
         self.user: DataLoader[str, User | None] = _loader(store.get_users)
         self.track: DataLoader[str, Track | None] = _loader(store.get_tracks)
         self.artist: DataLoader[str, Artist | None] = _loader(store.get_artists)
@@ -60,5 +62,16 @@ class Loaders:
         self.artist_tracks: DataLoader[str, list[Track]] = _loader(artist_tracks)
         self.artist_track_count: DataLoader[str, int] = _loader(store.count_tracks_by_artists)
         self.aggregates: DataLoader[str, list[ListenAggregate]] = _loader(store.get_aggregates)
-        self.artist_listens: DataLoader[str, list[ArtistListen]] = _loader(store.get_artist_listens)
         self.friends: DataLoader[str, list[str]] = _loader(friends)
+
+    def top_artists(self, limit: int) -> DataLoader[str, list[ArtistListen]]:
+        """Each user's ``limit`` most played artists (one loader, one batch, per limit)."""
+        loader = self._top_artists.get(limit)
+        if loader is None:
+            store = self._store
+
+            async def load(ids: list[str]) -> list[list[ArtistListen]]:
+                return await store.top_artists(ids, limit=limit)
+
+            loader = self._top_artists[limit] = _loader(load)
+        return loader
