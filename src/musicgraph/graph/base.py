@@ -46,6 +46,7 @@ from musicgraph.graph.models import (
     Listen,
     ListenAggregate,
     ListenBatchResult,
+    ListenColumns,
     ListenInput,
     Playlist,
     PlaylistEntry,
@@ -180,6 +181,14 @@ class GraphStore(Protocol):
     async def record_listens(self, listens: Sequence[ListenInput]) -> ListenBatchResult:
         """Resolve the tracks, add the PLAYED edges that are new and fold exactly those into the
         LISTENED aggregates (count for listens, skips for skipped plays). One transaction."""
+
+    async def record_listen_columns(
+        self, batch: ListenColumns, *, enrich_sources: Sequence[str] = ()
+    ) -> ListenBatchResult:
+        """:meth:`record_listens` for a batch held as columns (what importers send): the same
+        writes, result and errors (``listen i`` is row ``i``), without an object per listen.
+        The tracks it creates are queued for enrichment by ``enrich_sources`` (as
+        :meth:`enqueue_enrichment` would) in the same transaction."""
 
     async def set_artist_listens(self, rows: Sequence[ArtistListen]) -> None:
         """Upsert LISTENED_ARTIST edges, replacing the count (idempotent for re-imports)."""

@@ -7,6 +7,7 @@ exported from one store and imported into the other keeps its ids.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -115,6 +116,67 @@ class ListenInput:
     source: str
     ms_played: int | None = None
     skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListenColumns:
+    """A batch of listens column by column: what importers hand the store, so a batch of
+    20,000 listens is a few lists instead of 20,000 objects.
+
+    Listen ``i`` is ``user_ids[i]`` playing ``refs[tracks[i]]`` at ``listened_at[i]`` from
+    ``sources[i]`` (with ``ms_played[i]``, ``skipped[i]``); every column has one entry per
+    listen, and ``refs`` holds each track ref once. Same contract as a list of
+    :class:`ListenInput`; :meth:`of` converts one.
+    """
+
+    refs: Sequence[TrackRef]
+    tracks: Sequence[int]
+    listened_at: Sequence[int]
+    user_ids: Sequence[str]
+    sources: Sequence[str]
+    ms_played: Sequence[int | None]
+    skipped: Sequence[bool]
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    @staticmethod
+    def of(listens: Sequence[ListenInput]) -> ListenColumns:
+        """The columns of ``listens`` (each distinct ref once: by object, then by value)."""
+        refs: list[TrackRef] = []
+        by_object: dict[int, int] = {}
+        by_value: dict[TrackRef, int] = {}
+        tracks: list[int] = []
+        for listen in listens:
+            ref = listen.track
+            slot = by_object.get(id(ref))
+            if slot is None:
+                slot = by_value.get(ref)
+                if slot is None:
+                    slot = by_value[ref] = len(refs)
+                    refs.append(ref)
+                by_object[id(ref)] = slot
+            tracks.append(slot)
+        return ListenColumns(
+            refs=refs,
+            tracks=tracks,
+            listened_at=[x.listened_at for x in listens],
+            user_ids=[x.user_id for x in listens],
+            sources=[x.source for x in listens],
+            ms_played=[x.ms_played for x in listens],
+            skipped=[x.skipped for x in listens],
+        )
+
+    def listen(self, i: int) -> ListenInput:
+        """Listen ``i`` as a :class:`ListenInput`."""
+        return ListenInput(
+            self.user_ids[i],
+            self.refs[self.tracks[i]],
+            self.listened_at[i],
+            self.sources[i],
+            self.ms_played[i],
+            self.skipped[i],
+        )
 
 
 @dataclass(frozen=True, slots=True)

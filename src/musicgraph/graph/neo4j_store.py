@@ -53,6 +53,7 @@ from musicgraph.graph.models import (
     Listen,
     ListenAggregate,
     ListenBatchResult,
+    ListenColumns,
     ListenInput,
     Playlist,
     PlaylistEntry,
@@ -660,6 +661,15 @@ class Neo4jGraphStore:
         await self._write(work, f"updating {len(rows)} tracks")
 
     # --- listens -----------------------------------------------------------------------------------
+
+    async def record_listen_columns(
+        self, batch: ListenColumns, *, enrich_sources: Sequence[str] = ()
+    ) -> ListenBatchResult:
+        listens = [batch.listen(i) for i in range(len(batch))]
+        result = await self.record_listens(listens)
+        if enrich_sources and result.new_track_ids:
+            await self.enqueue_enrichment(result.new_track_ids, enrich_sources)
+        return result
 
     async def record_listens(self, listens: Sequence[ListenInput]) -> ListenBatchResult:
         if not listens:

@@ -8,18 +8,24 @@ for enrichment by every source, and each user whose history grew hears one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from musicgraph.events import Event, EventBus
 from musicgraph.graph.base import GraphStore
-from musicgraph.graph.models import ENRICHMENT_SOURCES, ListenBatchResult, ListenInput
+from musicgraph.graph.models import (
+    ENRICHMENT_SOURCES,
+    ListenBatchResult,
+    ListenColumns,
+    ListenInput,
+)
 from musicgraph.ingest.common import InvalidListenError, parse_timestamp, validate_listen
 
 __all__ = [
     "InvalidListenError",
     "listen_events",
     "parse_timestamp",
+    "record_listen_columns",
     "record_listens",
     "validate_listen",
 ]
@@ -48,16 +54,43 @@ async def record_listens(
     return result
 
 
-def listen_events(listens: Sequence[ListenInput], result: ListenBatchResult) -> list[Event]:
+async def record_listen_columns(
+    store: GraphStore,
+    batch: ListenColumns,
+    *,
+    bus: EventBus | None = None,
+    enrich: bool = True,
+) -> ListenBatchResult:
+    """:func:`record_listens` for a batch held as columns (what importers send). The new tracks
+    are queued for enrichment in the batch's own transaction."""
+    if not len(batch):
+        return ListenBatchResult(inserted=0, duplicates=0, track_ids=())
+    result = await store.record_listen_columns(
+        batch, enrich_sources=ENRICHMENT_SOURCES if enrich else ()
+    )
+    if bus is not None:
+        for event in listen_events(batch, result):
+            bus.publish(event)
+    return result
+
+
+def listen_events(
+    listens: Sequence[ListenInput] | ListenColumns, result: ListenBatchResult
+) -> list[Event]:
     """One ``listens.recorded`` event per user, in order of first appearance, holding only the
     listens of the batch that were new."""
     by_user: dict[str, list[dict[str, Any]]] = {}
     mask = result.new_mask or (True,) * len(listens)
-    for listen, track_id, new in zip(listens, result.track_ids, mask, strict=True):
+    rows: Iterable[tuple[str, int, bool]]
+    if isinstance(listens, ListenColumns):
+        rows = zip(listens.user_ids, listens.listened_at, listens.skipped, strict=True)
+    else:
+        rows = ((x.user_id, x.listened_at, x.skipped) for x in listens)
+    for (user_id, at, skipped), track_id, new in zip(rows, result.track_ids, mask, strict=True):
         if not new:
             continue
-        by_user.setdefault(listen.user_id, []).append(
-            {"track_id": track_id, "listened_at": listen.listened_at, "skipped": listen.skipped}
+        by_user.setdefault(user_id, []).append(
+            {"track_id": track_id, "listened_at": at, "skipped": skipped}
         )
     return [
         Event(topic="listens.recorded", user_id=user_id, payload={"listens": items})
