@@ -128,6 +128,18 @@ class ApiMetrics:
             "Subscribers of the event bus (GraphQL subscriptions and internal consumers)",
             registry=self.registry,
         )
+        self.bus_up = Gauge(
+            "musicgraph_event_bus_up",
+            "1 when events reach the other processes (always, for the one-process bus), else 0",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.bus_events = Gauge(
+            "musicgraph_event_bus_events",
+            "Events sent to and received from other processes since start",
+            ["direction"],
+            registry=self.registry,
+        )
 
     @staticmethod
     def route(path: str) -> str:
@@ -446,6 +458,10 @@ async def metrics(request: Request) -> Response:
     state = _state(request)
     api: ApiMetrics = request.app.state.api_metrics
     api.subscribers.set(state.bus.subscriber_count)
+    bus = state.bus.health()
+    api.bus_up.labels(bus["backend"]).set(1 if bus["ok"] else 0)
+    for direction in ("sent", "received"):
+        api.bus_events.labels(direction).set(bus.get(direction, 0))
     monitor = state.monitor.prometheus_text() if state.monitor is not None else b""
     return Response(monitor + api.render(), media_type=CONTENT_TYPE_LATEST)
 

@@ -149,10 +149,17 @@ async def listen_crosses(db: Path, seed: Seed, env: dict[str, str], backend: str
             listen = (await asyncio.wait_for(heard, 15))["listenRecorded"]
             latency = time.perf_counter() - answered
             updated = (await asyncio.wait_for(recs, 15))["recommendationsUpdated"]
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(b + "/metrics")).text
     assert listen == {"listenedAt": at, "track": {"title": "Autumn Sweater"}}
     # published by the second server's engine after it applied the listen to its projection
     assert updated["userId"] == seed.users["alice"] and updated["kind"] == "TRACK"
     assert updated["items"]
+    assert f'musicgraph_event_bus_up{{backend="{backend}"}} 1.0' in metrics
+    received = re.search(
+        r'^musicgraph_event_bus_events\{direction="received"\} ([0-9.]+)$', metrics, re.M
+    )
+    assert received and float(received.group(1)) >= 1
     print(f"\n{backend}: listen heard by the other server {latency * 1000:.0f} ms after the answer")
     return latency
 
