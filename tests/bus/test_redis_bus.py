@@ -195,3 +195,26 @@ async def test_deployments_on_different_databases_do_not_hear_each_other(redis_u
     finally:
         await zero.close()
         await one.close()
+
+
+async def test_events_published_during_an_outage_arrive_after_it() -> None:
+    """A listen published while Redis is down is delivered locally at once and reaches the other
+    process once Redis is back, exactly once: it is held until the other process, whose retries
+    have spaced out during the outage, listens again."""
+    with running_redis() as redis:
+        bus = RedisEventBus(redis.url)
+        await bus.start()
+        try:
+            async with Peer("redis", redis.url) as peer:
+                await asyncio.to_thread(redis.stop)
+                await wait_for(lambda: not bus.health()["ok"])
+                await asyncio.sleep(3.0)  # the peer now retries every 2 s
+                sub = bus.subscribe(["listens.recorded"])
+                bus.publish(LISTEN)  # this process's sender starts retrying every 0.1 s
+                assert sub.queue.get_nowait() == LISTEN
+                await asyncio.to_thread(redis.start)
+                marker = Event("tags.changed", {"marker": "after the outage"})
+                bus.publish(marker)
+                assert await peer.until("tags.changed", within=30) == [LISTEN, marker]
+        finally:
+            await bus.close()

@@ -11,9 +11,10 @@ subscribers, once. A process's own events come back on the channel too; it recog
 When Redis goes away (a restart, a network cut), both tasks log a warning, report it in
 :meth:`RedisEventBus.health` and retry with a growing delay (up to ``reconnect_max`` seconds); local
 delivery goes on meanwhile. Events published during the outage wait in a bounded queue and are sent
-once Redis is back. Pub/sub keeps nothing for a process that is not listening at that moment, so an
-event sent while another process is still reconnecting is lost for that process: its projection
-misses that change until it restarts.
+once Redis is back: once this process listens again, plus ``reconnect_max`` seconds, so that the
+other processes (retrying on the same schedule) listen again too, since pub/sub keeps nothing for a
+process that is not listening. A process that stays away longer misses those events: its projection
+lacks those changes until it restarts.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class RedisEventBus(EventBus):
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        self._resubscribed_at: float | None = None
         self._listening = False
         self._sending = True
         self._error: str | None = None
@@ -160,6 +162,7 @@ class RedisEventBus(EventBus):
             await self._wake.wait()
             self._wake.clear()
             while self._outgoing:
+                await self._hold_after_outage()
                 batch = [self._outgoing.popleft() for _ in range(min(_BATCH, len(self._outgoing)))]
                 try:
                     async with self._client.pipeline(transaction=False) as pipe:
@@ -180,6 +183,18 @@ class RedisEventBus(EventBus):
                     self._up()
             self._idle.set()
 
+    async def _hold_after_outage(self) -> None:
+        """Pub/sub keeps nothing for a process that is not listening: after an outage, hold what
+        is queued until this process listens again, and then as long again as any process waits
+        between two attempts (``reconnect_max``), so that the others are listening too."""
+        if not self._subscribed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._subscribed.wait(), 10 * self.reconnect_max)
+        if self._resubscribed_at is not None:
+            wait = self._resubscribed_at + self.reconnect_max - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
     # --- receiving --------------------------------------------------------------------------------
     async def _listen(self) -> None:
         delay = self.reconnect_min
@@ -188,6 +203,8 @@ class RedisEventBus(EventBus):
             try:
                 await pubsub.subscribe(self.channel)
                 self._listening = True
+                if self._since is not None:  # back after an outage (not the first subscribe)
+                    self._resubscribed_at = time.monotonic()
                 self._subscribed.set()
                 delay = self.reconnect_min
                 self._up()
