@@ -97,6 +97,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
         ws="websockets-sansio",
+        # uvicorn kills a worker that does not answer its supervisor's ping within this time;
+        # the recommender's background Hybrid fit can hold the GIL for seconds (scipy's inverse
+        # on the demo graph: ~9 s), and a killed worker reloads and refits from scratch.
+        timeout_worker_healthcheck=60,
     )
     return 0
 
