@@ -161,6 +161,8 @@ def child_memory(path: Path, db: Path, traced: bool) -> None:
                 "imported": summary.imported,
                 "seconds": summary.seconds,
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                # The parser's process (the largest child waited for).
+                "parser_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                 "tracemalloc_peak_mb": peak_traced / 2**20 if peak_traced is not None else None,
                 "parser_peak_mb": parser_peak / 2**20 if parser_peak is not None else None,
                 "parsed": n,
@@ -268,7 +270,7 @@ def main() -> None:
         if sizes:
             print("peak memory per file size (fresh process each; SQLite):")
             print(
-                f"  {'listens':>10}  {'file MB':>8}  {'max RSS MB':>10}  "
+                f"  {'listens':>10}  {'file MB':>8}  {'max RSS MB':>10}  {'parser RSS MB':>13}  "
                 f"{'Python peak MB (import)':>24}  {'Python peak MB (parser only)':>29}"
             )
         for n in sizes:
@@ -288,7 +290,7 @@ def main() -> None:
             parser_mb = row.get(True, {}).get("parser_peak_mb")
             print(
                 f"  {n:>10,}  {path.stat().st_size / 2**20:>8.0f}  "
-                f"{row[False]['maxrss_mb']:>10.0f}  "
+                f"{row[False]['maxrss_mb']:>10.0f}  {row[False]['parser_maxrss_mb']:>13.0f}  "
                 f"{(f'{traced_mb:.1f}' if traced_mb is not None else '-'):>24}  "
                 f"{(f'{parser_mb:.1f}' if parser_mb is not None else '-'):>29}"
             )

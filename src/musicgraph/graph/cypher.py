@@ -49,7 +49,13 @@ AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
 PING = "RETURN 1 AS ok"
 
 #: Empties the database in batches (tests; needs an auto-commit transaction).
-DELETE_ALL_IN_BATCHES = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF $batch ROWS"
+#: Relationships first: a node with a million of them (an imported history) cannot be detached
+#: and deleted in one inner transaction's memory.
+DELETE_ALL_IN_BATCHES = """
+MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF $batch ROWS
+WITH count(*) AS relationships
+MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF $batch ROWS
+"""
 
 COUNTS = """
 CALL () { MATCH (n:User) RETURN count(n) AS users }
@@ -177,6 +183,7 @@ SET a.mbid = coalesce(a.mbid, row.mbid),
     a.url = coalesce(a.url, row.url)
 """
 
+#: New tracks with their BY edge, each queued for enrichment by ``$sources`` (may be empty).
 CREATE_TRACKS = """
 UNWIND $rows AS row
 MATCH (a:Artist {id: row.artist_id})
@@ -186,6 +193,10 @@ MERGE (t:Track {id: row.id})
                 t.duration_ms = row.duration_ms, t.album = row.album
 MERGE (t)-[b:BY]->(a)
   ON CREATE SET b.position = 0
+FOREACH (source IN $sources |
+  MERGE (e:EnrichmentState {key: t.id + $separator + source})
+    ON CREATE SET e.track_id = t.id, e.source = source, e.status = 'pending', e.attempts = 0,
+                  e.updated_at = $now, e.not_before = 0)
 RETURN collect([t.id, elementId(t)]) AS eids
 """
 
@@ -272,15 +283,22 @@ SET t += row.props
 
 #: Write-locks the batch's users (in id order, so concurrent batches cannot deadlock for long):
 #: with the lock held, "which listens are stored already" stays true until the batch commits.
-#: Also answers, per user, the newest listen stored (``newest_listen_at``, kept by
-#: SET_NEWEST_LISTEN) and whether any is (a user without the property but with listens: unknown).
+#: Answers, per user, the newest listen stored before the batch (``newest_listen_at``) and
+#: whether any is (a user without the property but with listens: unknown), and moves the marker
+#: to the batch's newest listen (``$newest``, by user id) in the same step: every listen of the
+#: batch is either written by it or stored already, so the marker stays the newest stored. A
+#: user whose marker is unknown keeps it unknown.
 LOCK_USERS = """
 UNWIND $ids AS id
 MATCH (u:User {id: id})
 SET u.locked_by_batch = true
 REMOVE u.locked_by_batch
-RETURN collect({id: u.id, eid: elementId(u), newest: u.newest_listen_at,
-                has_played: EXISTS { (u)-[:PLAYED]->() }}) AS users
+WITH u, u.newest_listen_at AS newest, EXISTS { (u)-[:PLAYED]->() } AS has_played
+SET u.newest_listen_at = CASE
+  WHEN newest IS NULL AND has_played THEN null
+  WHEN newest IS NULL OR $newest[u.id] > newest THEN $newest[u.id]
+  ELSE newest END
+RETURN collect({id: u.id, eid: elementId(u), newest: newest, has_played: has_played}) AS users
 """
 
 #: Element ids of tracks by id (for WRITE_LISTENS, when the store has not remembered them).
@@ -288,13 +306,6 @@ TRACK_ELEMENT_IDS = """
 UNWIND $ids AS id
 MATCH (t:Track {id: id})
 RETURN collect([t.id, elementId(t)]) AS eids
-"""
-
-SET_NEWEST_LISTEN = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.id})
-SET u.newest_listen_at = CASE WHEN u.newest_listen_at IS NULL OR row.at > u.newest_listen_at
-                              THEN row.at ELSE u.newest_listen_at END
 """
 
 #: Which listens of the batch are stored already. A (user, track) pair can hold one of them
@@ -313,6 +324,8 @@ RETURN collect({g: g.g, ats: ats}) AS stored
 #: batch's users locked (LOCK_USERS) since STORED_LISTENS, so "new" holds until the commit.
 #: User and track are found by element id (``g.u``, ``g.t``: a direct record read, no index
 #: seek); ``t.id`` is checked, since an element id may be reused once its node is deleted.
+#: A group's listens travel as columns: ``g.ats``, and ``g.src`` / ``g.ms`` / ``g.sk`` (source,
+#: ms_played, skipped) only when they differ from ``$source`` / null / false.
 #: Answers the PLAYED edges written: fewer than sent means a track was not found.
 WRITE_LISTENS = """
 UNWIND $rows AS g
@@ -326,9 +339,9 @@ MERGE (u)-[r:LISTENED]->(t)
                                  ELSE r.first_at END,
                r.last_at = CASE WHEN g.last_at > r.last_at THEN g.last_at ELSE r.last_at END
 WITH u, t, g
-UNWIND g.listens AS x
-CREATE (u)-[:PLAYED {at: x.at, source: x.source, ms_played: x.ms_played,
-                     skipped: x.skipped}]->(t)
+UNWIND range(0, size(g.ats) - 1) AS i
+CREATE (u)-[:PLAYED {at: g.ats[i], source: coalesce(g.src[i], $source), ms_played: g.ms[i],
+                     skipped: coalesce(g.sk[i], false)}]->(t)
 RETURN count(*) AS written
 """
 
@@ -601,15 +614,12 @@ SET c.position = row.position
 
 # --- enrichment queue ----------------------------------------------------------------------------
 
+#: The driver's summary counts the states created (``nodes_created``).
 ENQUEUE_ENRICHMENT = """
 UNWIND $rows AS row
 MERGE (e:EnrichmentState {key: row.key})
   ON CREATE SET e.track_id = row.track_id, e.source = row.source, e.status = 'pending',
-                e.attempts = 0, e.last_error = null, e.updated_at = $now, e.not_before = 0,
-                e.new_in_batch = true
-WITH e, coalesce(e.new_in_batch, false) AS created
-REMOVE e.new_in_batch
-RETURN count(CASE WHEN created THEN 1 END) AS n
+                e.attempts = 0, e.updated_at = $now, e.not_before = 0
 """
 
 #: Leases what it returns (``not_before`` moves to ``$lease``) so concurrent claims skip it.

@@ -167,6 +167,27 @@ class ListenColumns:
             skipped=[x.skipped for x in listens],
         )
 
+    def check(self) -> None:
+        """Raise ``ValueError`` naming what is wrong: columns of different lengths, a time that
+        is not whole seconds (``listen i: ...``), a track index outside ``refs``."""
+        n = len(self.tracks)
+        for name in ("listened_at", "user_ids", "sources", "ms_played", "skipped"):
+            size = len(getattr(self, name))
+            if size != n:
+                raise ValueError(f"listen columns: {name} has {size} entries, tracks {n}")
+        if set(map(type, self.listened_at)) - {int}:  # bool is not a time either
+            for i, at in enumerate(self.listened_at):
+                if at.__class__ is not int:
+                    raise ValueError(
+                        f"listen {i}: listened_at must be whole seconds since the epoch, got {at!r}"
+                    )
+        if n and (min(self.tracks) < 0 or max(self.tracks) >= len(self.refs)):
+            raise ValueError(f"listen columns: track indexes outside 0..{len(self.refs) - 1}")
+
+    def first_listen_of(self, ref_index: int) -> int:
+        """The first listen naming ``refs[ref_index]`` (what an error about that ref names)."""
+        return list(self.tracks).index(ref_index)
+
     def listen(self, i: int) -> ListenInput:
         """Listen ``i`` as a :class:`ListenInput`."""
         return ListenInput(

@@ -21,7 +21,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from neo4j import READ_ACCESS, AsyncDriver, AsyncManagedTransaction, AsyncSession
 from neo4j.exceptions import (
@@ -662,156 +662,26 @@ class Neo4jGraphStore:
 
     # --- listens -----------------------------------------------------------------------------------
 
+    async def record_listens(self, listens: Sequence[ListenInput]) -> ListenBatchResult:
+        return await self.record_listen_columns(ListenColumns.of(listens))
+
     async def record_listen_columns(
         self, batch: ListenColumns, *, enrich_sources: Sequence[str] = ()
     ) -> ListenBatchResult:
-        listens = [batch.listen(i) for i in range(len(batch))]
-        result = await self.record_listens(listens)
-        if enrich_sources and result.new_track_ids:
-            await self.enqueue_enrichment(result.new_track_ids, enrich_sources)
-        return result
-
-    async def record_listens(self, listens: Sequence[ListenInput]) -> ListenBatchResult:
-        if not listens:
+        if not len(batch):
             return ListenBatchResult(inserted=0, duplicates=0, track_ids=(), new_mask=())
+        try:
+            batch.check()
+        except ValueError as exc:
+            raise StoreError(f"record_listens: {exc}") from exc
+        sources = list(dict.fromkeys(enrich_sources))
 
         async def work(tx: AsyncManagedTransaction) -> ListenBatchResult:
-            refs: dict[TrackRef, int] = {}
-            slots: list[int] = []
-            clean: list[resolution.CleanTrack] = []
-            new_refs: list[TrackRef] = []
-            known = self._resolved
-            for i, x in enumerate(listens):
-                if x.listened_at.__class__ is not int:
-                    raise ValueError(
-                        f"listen {i}: listened_at must be whole seconds since the epoch, "
-                        f"got {x.listened_at!r}"
-                    )
-                if x.track in known:
-                    slots.append(-1)
-                    continue
-                slot = refs.get(x.track)
-                if slot is None:
-                    slot = refs[x.track] = len(clean)
-                    clean.append(resolution.clean_track(x.track, f"listen {i}"))
-                    new_refs.append(x.track)
-                slots.append(slot)
-            # Lock the users first (sorted, so concurrent batches queue instead of deadlocking):
-            # it both proves they exist and keeps "already stored" true until the commit.
-            user_ids = sorted({x.user_id for x in listens})
-            locked = (await _run(tx, cypher.LOCK_USERS, ids=user_ids))[0]["users"]
-            _raise_missing("user", user_ids, (u["id"] for u in locked))
-            # The newest listen each user has stored (None: unknown, so check every listen).
-            newest: dict[str, int | None] = {
-                u["id"]: (u["newest"] if u["has_played"] else -1) for u in locked
-            }
-            plan, eids = await _plan_tracks(tx, clean)
-            eids.update(await _apply_plan(tx, plan))
-            track_ids = [
-                plan.ids[slot] if slot >= 0 else known[x.track]
-                for x, slot in zip(listens, slots, strict=True)
-            ]
-            resolved.clear()
-            resolved.update(zip(new_refs, plan.ids, strict=True))
-            user_eids = {u["id"]: u["eid"] for u in locked}
-            known_eids = self._track_eids
-            unknown = {t for t in track_ids if t not in eids and t not in known_eids}
-            for missing in _chunks(sorted(unknown)):
-                rows = await _run(tx, cypher.TRACK_ELEMENT_IDS, ids=list(missing))
-                eids.update(rows[0]["eids"])
-            track_eids.clear()
-            track_eids.update(eids)
-            # Group the batch by (user, track); a repeat inside the batch: the first one counts.
-            groups: dict[tuple[str, str], list[int]] = {}
-            seen: set[tuple[str, str, int]] = set()
-            for i, (x, track_id) in enumerate(zip(listens, track_ids, strict=True)):
-                key = (x.user_id, track_id, x.listened_at)
-                if key not in seen:
-                    seen.add(key)
-                    groups.setdefault(key[:2], []).append(i)
-            pairs = list(groups.items())
-            # A group entirely newer than its user's newest stored listen cannot be stored:
-            # chronological imports and live scrobbles skip the lookup.
-            probe = []
-            for g, ((user_id, _track_id), members) in enumerate(pairs):
-                ats = [listens[i].listened_at for i in members]
-                floor = newest.get(user_id)
-                if floor is not None and min(ats) > floor:
-                    continue
-                probe.append(
-                    {
-                        "g": g,
-                        "user_id": user_id,
-                        "track_id": _track_id,
-                        "ats": ats,
-                        "first_at": min(ats),
-                        "last_at": max(ats),
-                    }
-                )
-            stored: dict[int, set[int]] = {}
-            for chunk in _chunks(probe):
-                for found in (await _run(tx, cypher.STORED_LISTENS, groups=chunk))[0]["stored"]:
-                    stored[found["g"]] = set(found["ats"])
-            new_mask = [False] * len(listens)
-            writes: list[Row] = []
-            for g, ((user_id, track_id), members) in enumerate(pairs):
-                known_ats = stored.get(g)
-                fresh = [
-                    i for i in members if not known_ats or listens[i].listened_at not in known_ats
-                ]
-                if not fresh:
-                    continue
-                ats = [listens[i].listened_at for i in fresh]
-                skips = sum(1 for i in fresh if listens[i].skipped)
-                writes.append(
-                    {
-                        "u": user_eids[user_id],
-                        "t": eids.get(track_id) or known_eids.get(track_id),
-                        "user_id": user_id,
-                        "track_id": track_id,
-                        "count": len(fresh) - skips,
-                        "skips": skips,
-                        "first_at": min(ats),
-                        "last_at": max(ats),
-                        "listens": [
-                            {
-                                "at": listens[i].listened_at,
-                                "source": listens[i].source,
-                                "ms_played": listens[i].ms_played,
-                                "skipped": bool(listens[i].skipped),
-                            }
-                            for i in fresh
-                        ],
-                    }
-                )
-                for i in fresh:
-                    new_mask[i] = True
-            written = 0
-            for part in _chunks(writes):
-                written += (await _run(tx, cypher.WRITE_LISTENS, rows=list(part)))[0]["written"]
-            if written != sum(new_mask):
-                # A remembered track is gone (or its element id now names another node).
-                raise _StaleTrackError(
-                    f"{sum(new_mask) - written} listen(s) name tracks that no longer exist"
-                )
-            latest: dict[str, int] = {}
-            for w in writes:
-                latest[w["user_id"]] = max(latest.get(w["user_id"], w["last_at"]), w["last_at"])
-            await _run_rows(
-                tx, cypher.SET_NEWEST_LISTEN, [{"id": u, "at": at} for u, at in latest.items()]
-            )
-            inserted = sum(new_mask)
-            return ListenBatchResult(
-                inserted=inserted,
-                duplicates=len(listens) - inserted,
-                track_ids=tuple(track_ids),
-                new_mask=tuple(new_mask),
-                new_track_ids=tuple(t.id for t in plan.new_tracks),
-            )
+            return await self._write_listen_batch(tx, batch, sources, resolved, track_eids)
 
         resolved: dict[TrackRef, str] = {}
         track_eids: dict[str, str] = {}
-        what = f"recording {len(listens)} listens"
+        what = f"recording {len(batch)} listens"
         try:
             result = await self._write(work, what)
         except _StaleTrackError:
@@ -829,6 +699,155 @@ class Neo4jGraphStore:
         self._resolved.update(resolved)
         self._track_eids.update(track_eids)
         return result
+
+    async def _write_listen_batch(
+        self,
+        tx: AsyncManagedTransaction,
+        batch: ListenColumns,
+        sources: list[str],
+        resolved: dict[TrackRef, str],
+        track_eids: dict[str, str],
+    ) -> ListenBatchResult:
+        """One try of ``record_listen_columns``' transaction; ``resolved`` and ``track_eids``
+        receive what the caller remembers once it commits."""
+        n = len(batch)
+        refs = batch.refs
+        known = self._resolved
+        ref_ids: list[str | None] = [known.get(ref) for ref in refs]
+        new_slots = [j for j, track_id in enumerate(ref_ids) if track_id is None]
+        clean: list[resolution.CleanTrack] = []
+        for j in new_slots:
+            cleaned = resolution.clean_track_or_reason(refs[j])
+            if isinstance(cleaned, str):
+                raise ValueError(f"listen {batch.first_listen_of(j)}: {cleaned}")
+            clean.append(cleaned)
+        user_ids = list(batch.user_ids)
+        ats = list(batch.listened_at)
+        single_user = user_ids.count(user_ids[0]) == n
+        newest_in_batch: dict[str, int] = {}
+        if single_user:
+            newest_in_batch[user_ids[0]] = max(ats)
+        else:
+            for user_id, at in zip(user_ids, ats, strict=True):
+                if at > newest_in_batch.get(user_id, at - 1):
+                    newest_in_batch[user_id] = at
+        # Lock the users first (sorted, so concurrent batches queue instead of deadlocking):
+        # it both proves they exist and keeps "already stored" true until the commit.
+        locked_ids = sorted(newest_in_batch)
+        locked = (await _run(tx, cypher.LOCK_USERS, ids=locked_ids, newest=newest_in_batch))[0][
+            "users"
+        ]
+        _raise_missing("user", locked_ids, (u["id"] for u in locked))
+        # The newest listen each user had stored (None: unknown, so check every listen).
+        newest: dict[str, int | None] = {
+            u["id"]: (u["newest"] if u["has_played"] else -1) for u in locked
+        }
+        plan, eids = await _plan_tracks(tx, clean)
+        eids.update(await _apply_plan(tx, plan, sources))
+        for j, track_id in zip(new_slots, plan.ids, strict=True):
+            ref_ids[j] = track_id
+        resolved.clear()
+        resolved.update((refs[j], plan.ids[k]) for k, j in enumerate(new_slots))
+        slot_ids = cast(list[str], ref_ids)
+        track_ids = list(map(slot_ids.__getitem__, batch.tracks))
+        user_eids = {u["id"]: u["eid"] for u in locked}
+        known_eids = self._track_eids
+        unknown = {t for t in slot_ids if t not in eids and t not in known_eids}
+        for missing in _chunks(sorted(unknown)):
+            rows = await _run(tx, cypher.TRACK_ELEMENT_IDS, ids=list(missing))
+            eids.update(rows[0]["eids"])
+        track_eids.clear()
+        track_eids.update(eids)
+        # Group the batch by (user, track); a repeat inside the batch: the first one counts
+        # (one user at n different times cannot repeat).
+        groups: dict[tuple[str, str], list[int]] = {}
+        if single_user and len(set(ats)) == n:
+            user_id = user_ids[0]
+            for i, track_id in enumerate(track_ids):
+                members = groups.get((user_id, track_id))
+                if members is None:
+                    groups[(user_id, track_id)] = [i]
+                else:
+                    members.append(i)
+        else:
+            seen: set[tuple[str, str, int]] = set()
+            for i, key in enumerate(zip(user_ids, track_ids, ats, strict=True)):
+                if key not in seen:
+                    seen.add(key)
+                    groups.setdefault(key[:2], []).append(i)
+        pairs = list(groups.items())
+        # A group entirely newer than its user's newest stored listen cannot be stored:
+        # chronological imports and live scrobbles skip the lookup.
+        probe = []
+        for g, ((user_id, track_id), members) in enumerate(pairs):
+            group_ats = [ats[i] for i in members]
+            floor = newest.get(user_id)
+            if floor is not None and min(group_ats) > floor:
+                continue
+            probe.append(
+                {
+                    "g": g,
+                    "user_id": user_id,
+                    "track_id": track_id,
+                    "ats": group_ats,
+                    "first_at": min(group_ats),
+                    "last_at": max(group_ats),
+                }
+            )
+        stored: dict[int, set[int]] = {}
+        for chunk in _chunks(probe):
+            for found in (await _run(tx, cypher.STORED_LISTENS, groups=chunk))[0]["stored"]:
+                stored[found["g"]] = set(found["ats"])
+        batch_sources = list(batch.sources)
+        source = batch_sources[0]
+        same_source = batch_sources.count(source) == n
+        ms_played = list(batch.ms_played)
+        any_ms = ms_played.count(None) != n
+        skipped = [bool(s) for s in batch.skipped]
+        any_skipped = any(skipped)
+        new_mask = [False] * n
+        writes: list[Row] = []
+        for g, ((user_id, track_id), members) in enumerate(pairs):
+            known_ats = stored.get(g)
+            fresh = [i for i in members if ats[i] not in known_ats] if known_ats else members
+            if not fresh:
+                continue
+            fresh_ats = [ats[i] for i in fresh]
+            skips = sum(skipped[i] for i in fresh) if any_skipped else 0
+            writes.append(
+                {
+                    "u": user_eids[user_id],
+                    "t": eids.get(track_id) or known_eids.get(track_id),
+                    "track_id": track_id,
+                    "count": len(fresh) - skips,
+                    "skips": skips,
+                    "first_at": min(fresh_ats),
+                    "last_at": max(fresh_ats),
+                    "ats": fresh_ats,
+                    "src": None if same_source else [batch_sources[i] for i in fresh],
+                    "ms": [ms_played[i] for i in fresh] if any_ms else None,
+                    "sk": [skipped[i] for i in fresh] if any_skipped else None,
+                }
+            )
+            for i in fresh:
+                new_mask[i] = True
+        inserted = sum(new_mask)
+        written = 0
+        for part in _chunks(writes):
+            rows = await _run(tx, cypher.WRITE_LISTENS, rows=list(part), source=source)
+            written += rows[0]["written"]
+        if written != inserted:
+            # A remembered track is gone (or its element id now names another node).
+            raise _StaleTrackError(
+                f"{inserted - written} listen(s) name tracks that no longer exist"
+            )
+        return ListenBatchResult(
+            inserted=inserted,
+            duplicates=n - inserted,
+            track_ids=tuple(track_ids),
+            new_mask=tuple(new_mask),
+            new_track_ids=tuple(t.id for t in plan.new_tracks),
+        )
 
     async def set_artist_listens(self, rows: Sequence[ArtistListen]) -> None:
         if not rows:
@@ -1224,8 +1243,8 @@ class Neo4jGraphStore:
             await _require(tx, "track", track_ids)
             added = 0
             for chunk in _chunks(rows):
-                result = await _run(tx, cypher.ENQUEUE_ENRICHMENT, rows=list(chunk), now=now)
-                added += int(result[0]["n"])
+                result = await tx.run(cypher.ENQUEUE_ENRICHMENT, rows=list(chunk), now=now)
+                added += (await result.consume()).counters.nodes_created
             return added
 
         return await self._write(work, "enqueue_enrichment")
@@ -1473,8 +1492,11 @@ def _matches_stored(ref: resolution.CleanTrack, cat: resolution.Catalogue) -> bo
     return False
 
 
-async def _apply_plan(tx: AsyncManagedTransaction, plan: resolution.Plan) -> dict[str, str]:
-    """Write ``plan``; answer the element ids of the tracks it created (by track id)."""
+async def _apply_plan(
+    tx: AsyncManagedTransaction, plan: resolution.Plan, sources: Sequence[str] = ()
+) -> dict[str, str]:
+    """Write ``plan``, queueing the tracks it creates for enrichment by ``sources``; answer the
+    element ids of those tracks (by track id)."""
     new_artists: list[Row] = [
         {
             "id": a.id,
@@ -1510,7 +1532,15 @@ async def _apply_plan(tx: AsyncManagedTransaction, plan: resolution.Plan) -> dic
     ]
     eids: dict[str, str] = {}
     for created in _chunks(new_tracks):
-        eids.update((await _run(tx, cypher.CREATE_TRACKS, rows=list(created)))[0]["eids"])
+        rows = await _run(
+            tx,
+            cypher.CREATE_TRACKS,
+            rows=list(created),
+            sources=list(sources),
+            separator=identity.KEY_SEPARATOR,
+            now=_now(),
+        )
+        eids.update(rows[0]["eids"])
     filled_tracks: list[Row] = [
         {
             "id": t.id,

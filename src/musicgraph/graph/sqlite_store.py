@@ -598,23 +598,6 @@ def _write_plain(
     return True
 
 
-def _check_columns(batch: ListenColumns) -> None:
-    n = len(batch.tracks)
-    for name in ("listened_at", "user_ids", "sources", "ms_played", "skipped"):
-        if len(getattr(batch, name)) != n:
-            raise ValueError(
-                f"listen columns: {name} has {len(getattr(batch, name))} entries, tracks {n}"
-            )
-    if set(map(type, batch.listened_at)) != {int}:  # bool is not a time either
-        for i, at in enumerate(batch.listened_at):
-            if at.__class__ is not int:
-                raise ValueError(
-                    f"listen {i}: listened_at must be whole seconds since the epoch, got {at!r}"
-                )
-    if n and (min(batch.tracks) < 0 or max(batch.tracks) >= len(batch.refs)):
-        raise ValueError(f"listen columns: track indexes outside 0..{len(batch.refs) - 1}")
-
-
 def _record_listens(
     conn: Conn, batch: ListenColumns, resolved: _ResolvedRefs, enrich_sources: Sequence[str] = ()
 ) -> tuple[ListenBatchResult, list[tuple[TrackRef, str]]]:
@@ -622,7 +605,7 @@ def _record_listens(
     batches; the tracks created are queued for enrichment by ``enrich_sources``.
 
     Returns the result and the refs resolved here, for the caller to remember once committed."""
-    _check_columns(batch)
+    batch.check()
     n = len(batch.tracks)
     user_ids = list(batch.user_ids)
     ats = list(batch.listened_at)
