@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicgraph.bus import OutboxEventBus, RedisEventBus
+from musicgraph.bus import OutboxEventBus, RedisEventBus, outbox_path
 from musicgraph.events import Event, EventBus
 from musicgraph.graph.sqlite_store import SqliteGraphStore
 
@@ -91,7 +91,10 @@ async def main() -> None:
         await store.open()
         await store.close()
         await measure("local", lambda q: EventBus(queue_size=q), args.ping, args.burst)
-        await measure("outbox", lambda q: OutboxEventBus(db, queue_size=q), args.ping, args.burst)
+        events = outbox_path(db)
+        await measure(
+            "outbox", lambda q: OutboxEventBus(events, queue_size=q), args.ping, args.burst
+        )
         url = args.redis_url
         if url is None:
             from tests.support.redis_server import running_redis

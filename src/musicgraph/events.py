@@ -8,7 +8,7 @@ the publisher down.
 
 Across processes (``musicgraph serve --workers N``, or several instances behind a load balancer) the
 same interface is carried by a backend in :mod:`musicgraph.bus`: Redis pub/sub, or an outbox table in
-the SQLite file. A backend delivers an event to the local subscribers at once, as this bus does, and
+a SQLite file next to the store's. A backend delivers an event to the local subscribers at once, as this bus does, and
 forwards it to the other processes, which deliver it to theirs (each process applies it to its own
 projection). ``recommendations.updated`` is not forwarded: every process derives it from its own
 projection after applying the graph event, so forwarding it would announce each change twice.

@@ -1,4 +1,4 @@
-"""The outbox bus between two processes on one SQLite file: each event once, both ways, never
+"""The outbox bus between two processes on one SQLite file (next to the store's): each event once, both ways, never
 echoed; old rows pruned; a new process starts after what is already there."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from musicgraph.bus import OutboxEventBus
-from musicgraph.bus.outbox import OUTBOX_TABLE
+from musicgraph.bus.outbox import OUTBOX_TABLE, outbox_path
 from musicgraph.errors import StoreError
 from musicgraph.events import TOPICS, Event
 from musicgraph.graph.sqlite_store import SqliteGraphStore
@@ -19,12 +19,12 @@ from tests.bus.test_redis_bus import LISTEN, drain, heard_until
 
 
 async def store_file(tmp_path: Path) -> Path:
-    """A SQLite file with the store's schema (the outbox shares the store's file)."""
+    """The outbox file of a store's SQLite file, as serve uses it (next to the store's)."""
     path = tmp_path / "graph.db"
     store = SqliteGraphStore(path)
     await store.open()
     await store.close()
-    return path
+    return outbox_path(path)
 
 
 def rows(path: Path) -> int:

@@ -44,7 +44,7 @@ def test_create_bus_builds_the_chosen_backend(tmp_path: Path) -> None:
     db = str(tmp_path / "g.db")
     assert type(create_bus(settings())) is EventBus
     outbox = create_bus(settings(MUSICGRAPH_DB=db), workers=2)
-    assert isinstance(outbox, OutboxEventBus) and str(outbox.path) == db
+    assert isinstance(outbox, OutboxEventBus) and str(outbox.path) == db + "-events"
     assert isinstance(create_bus(settings(MUSICGRAPH_REDIS_URL="redis://h/0")), RedisEventBus)
 
 

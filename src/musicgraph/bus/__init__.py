@@ -4,8 +4,8 @@
 
 - ``redis`` (:class:`RedisEventBus`): Redis pub/sub at ``MUSICGRAPH_REDIS_URL``; any number of
   processes on any number of machines, either store;
-- ``outbox`` (:class:`OutboxEventBus`): a table in the SQLite file that the processes poll; several
-  workers on one machine, no extra service;
+- ``outbox`` (:class:`OutboxEventBus`): a table the processes poll, in a SQLite file next to the
+  store's (``<db>-events``); several workers on one machine, no extra service;
 - ``local`` (:class:`musicgraph.events.EventBus`): one process.
 
 ``auto`` means redis when ``MUSICGRAPH_REDIS_URL`` is set, else the outbox when several processes
@@ -16,7 +16,7 @@ Several Neo4j-backed processes without Redis are refused: they would not hear ea
 from __future__ import annotations
 
 from musicgraph.bus.codec import EventDecodeError, decode_event, encode_event
-from musicgraph.bus.outbox import OutboxEventBus
+from musicgraph.bus.outbox import OutboxEventBus, outbox_path
 from musicgraph.bus.redis_bus import RedisEventBus
 from musicgraph.errors import ConfigError
 from musicgraph.events import EventBus
@@ -30,6 +30,7 @@ __all__ = [
     "create_bus",
     "decode_event",
     "encode_event",
+    "outbox_path",
 ]
 
 
@@ -69,5 +70,5 @@ def create_bus(settings: Settings, *, workers: int | None = None) -> EventBus:
         assert settings.redis_url is not None
         return RedisEventBus(settings.redis_url)
     if backend == "outbox":
-        return OutboxEventBus(settings.db_path)
+        return OutboxEventBus(outbox_path(settings.db_path))
     return EventBus()

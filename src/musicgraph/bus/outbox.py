@@ -1,17 +1,21 @@
-"""The event bus between processes on one SQLite file: an outbox table they all poll.
+"""The event bus between processes on one machine: an outbox table in SQLite that they all poll.
 
 For ``musicgraph serve --workers N`` on the embedded store without Redis: nothing to run besides
 the processes themselves. ``publish`` delivers to the local subscribers at once (as the in-process
-bus does) and queues the event; a task appends what is queued to the ``event_outbox`` table of the
-store's file (one transaction per batch) and, every ``interval`` seconds, asks SQLite whether
-another connection changed the file (``PRAGMA data_version`` on a connection of its own, about 3 µs
-in the event loop, never waiting for a lock) and only then reads the rows it has not seen
-(``id > last``, in aiosqlite's thread), delivering those of other processes. SQLite has one
-writer at a time, so ids grow in commit order and no row is skipped. Rows older than ``retention``
-seconds are deleted now and then.
+bus does) and queues the event; a task appends what is queued to the ``event_outbox`` table (one
+transaction per batch) and, every ``interval`` seconds, asks SQLite whether another connection
+changed the file (``PRAGMA data_version`` on a connection of its own, about 3 µs in the event loop,
+never waiting for a lock) and only then reads the rows it has not seen (``id > last``, in
+aiosqlite's thread), delivering those of other processes. SQLite has one writer at a time, so ids
+grow in commit order and no row is skipped. Rows older than ``retention`` seconds are deleted now
+and then.
 
-The row is written after the store's own transaction, not in it: a process killed between the two
-loses that one event for the other processes (their projections miss the change until restart).
+The table lives in a small SQLite file next to the store's (:func:`outbox_path`: ``<db>-events``),
+not in it: its writes never wait behind the store's write transactions (an import batch holds the
+store's lock for a while), and never count as changes to the graph (the response cache and the
+store's readers watch the store file's ``PRAGMA data_version``). The row is written after the
+store's transaction, not in it: a process killed between the two loses that one event for the
+other processes (their projections miss the change until they restart).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from musicgraph.errors import StoreError
 from musicgraph.events import Event, EventBus
 from musicgraph.logging import get_logger
 
-__all__ = ["OUTBOX_TABLE", "OutboxEventBus"]
+__all__ = ["OUTBOX_TABLE", "OutboxEventBus", "outbox_path"]
 
 log = get_logger("musicgraph.bus.outbox")
 
@@ -51,6 +55,12 @@ _INSERT = f"INSERT INTO {OUTBOX_TABLE} (origin, created_at, body) VALUES (?, ?, 
 _NEWER = f"SELECT id, origin, body FROM {OUTBOX_TABLE} WHERE id > ? ORDER BY id"
 _LAST = f"SELECT COALESCE(MAX(id), 0) FROM {OUTBOX_TABLE}"
 _PRUNE = f"DELETE FROM {OUTBOX_TABLE} WHERE created_at < ?"
+
+
+def outbox_path(db_path: str | Path) -> Path:
+    """The outbox file of the store at ``db_path``: ``graph.db`` -> ``graph.db-events``."""
+    path = Path(db_path)
+    return path.with_name(path.name + "-events")
 
 
 class OutboxEventBus(EventBus):

@@ -31,7 +31,7 @@ def register(subparsers: Any, add_db: Callable[[argparse.ArgumentParser], None])
         default=None,
         help="worker processes (default: $MUSICGRAPH_WORKERS or 1); each holds its own projection "
         "and hears the others' events through Redis (MUSICGRAPH_REDIS_URL) or, on the SQLite "
-        "store without Redis, through an outbox table in the database file",
+        "store without Redis, through an outbox in a SQLite file beside the database",
     )
     p.set_defaults(func=cmd_serve)
 
