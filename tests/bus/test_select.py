@@ -76,3 +76,11 @@ def test_serve_refuses_before_starting(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "2 workers on Neo4j need Redis" in done.stderr
     assert "MUSICGRAPH_REDIS_URL" in done.stderr and "Uvicorn" not in done.stderr
+
+
+def test_public_names_exist() -> None:
+    """Everything ``musicgraph.bus.__all__`` names is importable from it."""
+    import musicgraph.bus as bus
+
+    assert all(hasattr(bus, name) for name in bus.__all__)
+    assert sorted(bus.__all__) == bus.__all__
