@@ -33,11 +33,14 @@ import inspect
 import itertools
 import json
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -238,6 +241,22 @@ def loadgen_main() -> None:
     Path(spec["output"]).write_text(json.dumps(run(_loadgen(spec))))
 
 
+def connections_per_worker(port: int) -> list[int]:
+    """How many established connections to ``port`` each server process holds (from ``ss``;
+    empty when it is missing): uvicorn's workers share one listening socket, and the kernel
+    does not spread keep-alive connections evenly, so one worker can serve most clients."""
+    try:
+        out = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return sorted(Counter(re.findall(r"pid=(\d+)", out)).values(), reverse=True)
+
+
 async def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "result.json"
@@ -311,7 +330,10 @@ async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
                 "vary": vary,
             }
             server_cpu = process_tree_cpu(proc.pid)
-            result = await run_loadgen(spec)
+            running = asyncio.create_task(run_loadgen(spec))
+            await asyncio.sleep(1.0)  # connected and past the warm-up by then
+            spread = connections_per_worker(port) if not running.done() else []
+            result = await running
             server_cpu = process_tree_cpu(proc.pid) - server_cpu
             if result["failures"]:
                 raise RuntimeError(f"{name}: requests failed: {result['failures']}")
@@ -320,6 +342,7 @@ async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
                 summary(name, result["latencies"], result["elapsed"], server_cpu)
                 + f"   load generator {result['cpu'] * 1000 / n:4.2f} ms/req"
                 f" ({100 * result['cpu'] / result['elapsed']:.0f}% of a core)"
+                + (f"   connections per worker {'/'.join(map(str, spread))}" if spread else "")
             )
     finally:
         proc.send_signal(signal.SIGTERM)
