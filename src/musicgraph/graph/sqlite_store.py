@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -118,7 +117,13 @@ def _now() -> int:
 
 
 def _json(values: Iterable[Any]) -> str:
-    return json.dumps(list(values))
+    """A JSON array of ``values`` for ``json_each`` (orjson; json for what it cannot write,
+    such as integers beyond 64 bits)."""
+    items = list(values)
+    try:
+        return orjson.dumps(items).decode()
+    except TypeError:
+        return json.dumps(items)
 
 
 def _kind(kind: str) -> str:
@@ -429,12 +434,12 @@ _INSERT_PLAIN_FIXED = (
     f"INSERT INTO played ({_LISTEN}) SELECT ?1, CAST(substr(?3, key * ?4 + 1, ?4) AS TEXT), "
     "value, ?2, NULL, 0 FROM json_each(?5)"
 )
-# ... and their per-track [track, count, first, last] sums.
+# ... and their per-track sums, read back from played: nothing else of that user is stored in
+# the batch's span of time (the caller checked), so the span holds exactly the batch.
 _FOLD_PLAIN = f"""
 INSERT INTO listened (user_id, track_id, count, skips, first_at, last_at)
-SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), 0,
-    json_extract(value, '$[2]'), json_extract(value, '$[3]')
-FROM json_each(?2) WHERE true
+SELECT ?1, track_id, count(*), 0, min(listened_at), max(listened_at)
+FROM played WHERE user_id = ?1 AND listened_at BETWEEN ?2 AND ?3 GROUP BY track_id
 {_ADD_TO_LISTENED}"""
 
 
@@ -514,24 +519,27 @@ def _ref_track_ids(
 
     Returns the ids, the (ref, id) pairs to remember once the batch is committed and the ids of
     the tracks created."""
-    by_object = resolved.by_object
     by_value = resolved.by_value
-    ids: list[str] = [""] * len(refs)
+    hits = list(map(resolved.by_object.get, map(id, refs)))
+    ids: list[str] = [
+        hit[1] if hit is not None and hit[0] is ref else ""
+        for hit, ref in zip(hits, refs, strict=True)
+    ]
     learned: list[tuple[TrackRef, str]] = []
     pending: dict[TrackRef, list[int]] = {}
-    for slot, ref in enumerate(refs):
-        hit = by_object.get(id(ref))
-        if hit is not None and hit[0] is ref:
-            ids[slot] = hit[1]
-            continue
-        track_id = by_value.get(ref)
-        if track_id is not None:
-            ids[slot] = track_id
-        else:
-            pending.setdefault(ref, []).append(slot)
+    if "" in ids:
+        for slot, ref in enumerate(refs):
+            if ids[slot]:
+                continue
+            track_id = by_value.get(ref)
+            if track_id is not None:
+                ids[slot] = track_id
+            else:
+                pending.setdefault(ref, []).append(slot)
     # The batch is written without foreign key checks: the remembered tracks must still exist
     # (one count; a track that is gone is forgotten and its refs resolved afresh).
-    remembered = {ids[slot] for slot in range(len(refs)) if ids[slot]}
+    remembered = set(ids)
+    remembered.discard("")
     if remembered and conn.execute(_COUNT_TRACKS, (_json(remembered),)).fetchone()[0] != len(
         remembered
     ):
@@ -588,13 +596,7 @@ def _write_plain(
     else:
         rows = list(zip(track_ids, ats, strict=True))
         conn.execute(_INSERT_PLAIN, (user_id, source, _dumps(rows)))
-    # In time order, a track's first listen is its earliest and its last the latest: dict()
-    # keeps the last value given for a key.
-    first = dict(zip(reversed(track_ids), reversed(ats), strict=True))
-    last = dict(zip(track_ids, ats, strict=True))
-    counts = Counter(track_ids)
-    folded = [(t, c, first[t], last[t]) for t, c in sorted(counts.items())]
-    conn.execute(_FOLD_PLAIN, (user_id, _dumps(folded)))
+    conn.execute(_FOLD_PLAIN, (user_id, ats[0], ats[-1]))
     return True
 
 

@@ -26,7 +26,7 @@ import sys
 import traceback
 from array import array
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ class _Packer:
         skipped = self.skipped if any(self.skipped) else None
         message = (
             self.reset,
-            self.new_refs,
+            [astuple(ref) for ref in self.new_refs],  # tuples unpickle faster than dataclasses
             self.batch_refs,
             self.tracks,
             self.ats,
@@ -222,7 +222,7 @@ class _Unpacker:
         ) = message
         if reset:
             self.refs = []
-        self.refs.extend(new_refs)
+        self.refs.extend(TrackRef(*fields) for fields in new_refs)
         refs = self.refs
         n = len(tracks)
         columns = ListenColumns(
