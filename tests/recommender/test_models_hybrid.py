@@ -126,7 +126,9 @@ def test_score_one_matches_the_batch_scores_with_every_component() -> None:
         shape=(n_users, n_users),
     )
     friends.data[:] = 1.0
-    model = Hybrid(l2=5.0, factors=4, w_als=1.0, als_factors=4, als_regularization=1.0)
+    model = Hybrid(
+        l2=5.0, factors=4, w_als=1.0, als_factors=4, als_regularization=1.0, tag_side=1.0
+    )
     model.fit(TrainingData(user_items=plays, item_tags=tags, user_friends=friends))
     for user in range(n_users):
         row = plays[user]
@@ -158,3 +160,30 @@ def test_score_one_ease_part_is_exact_ease() -> None:
             expected = expected / best
         got = model.score_one(row.indices, row.data)
         np.testing.assert_allclose(got[unheard], expected[unheard], rtol=1e-5, atol=1e-6)
+
+
+def test_tags_as_pseudo_users_give_ease_weights_to_an_unheard_artist() -> None:
+    """With tag_side on, EASE alone ranks the unheard (tagged rock) artist above all jazz for a
+    rock listener; without it, EASE gives that artist nothing."""
+    weights = {"w_svd": 0.0, "w_friends": 0.0, "w_tag_knn": 0.0, "w_tag_profile": 0.0}
+    data = TrainingData(user_items=PLAYS, item_tags=ITEM_TAGS)
+    plain = _hybrid(**weights)
+    plain.fit(data)
+    assert plain.component_scores(np.array([2]))["ease"][0, 6] == 0.0
+    side = Hybrid(l2=1.0, factors=2, w_als=0.0, tag_side=1.0, tag_side_min_items=1, **weights)
+    side.fit(data)
+    ease = side.component_scores(np.array([2]))["ease"][0]
+    assert ease[6] > 0.0
+    assert ease[6] > ease[3:6].max()
+
+
+def test_tag_side_rows_keep_tags_on_enough_items() -> None:
+    """Only tags on at least tag_side_min_items items become pseudo-users, scaled by tag_side."""
+    from musicgraph.recommender.hybrid import _tag_side_rows
+
+    rows = _tag_side_rows(TrainingData(user_items=PLAYS, item_tags=ITEM_TAGS), 2.0, 4)
+    assert rows is not None
+    # tag 0 (rock) is on items 0, 1, 2, 6; the others are on fewer than 4 items
+    assert rows.shape == (1, 7)
+    assert rows.toarray()[0].tolist() == [2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 2.0]
+    assert _tag_side_rows(TrainingData(user_items=PLAYS), 1.0, 1) is None

@@ -323,7 +323,11 @@ class RecommendationEngine:
             seeds = self._request_seeds(c.seeds, kind)
             prefix = "seed-radio:"
         else:
-            seeds = self._history_seeds(user, kind) if user is not None else _Seeds(*_empty())
+            seeds = (
+                self._history_seeds(user, kind, origins=c.explain)
+                if user is not None
+                else _Seeds(*_empty())
+            )
             prefix = ""
         penalty: float | None = None
         fused: tuple[IntArray, FloatArray] | None = None
@@ -339,7 +343,11 @@ class RecommendationEngine:
         elif fused is not None:
             items, scores = fused
             walk = None
-            walks = seed_budget(WalkGraph(p, kind), seeds.items, seeds.weights, self.params[kind])
+            walks = (
+                seed_budget(WalkGraph(p, kind), seeds.items, seeds.weights, self.params[kind])
+                if c.explain
+                else np.zeros(0)
+            )
             method = "hybrid"
             penalty = c.novelty
         else:
@@ -453,7 +461,9 @@ class RecommendationEngine:
         return taste_clusters(self.projection, user_id, max_artists=max_artists)
 
     # --- seeds ----------------------------------------------------------------------------------------
-    def _history_seeds(self, user: int, kind: ItemKind) -> _Seeds:
+    def _history_seeds(self, user: int, kind: ItemKind, *, origins: bool = True) -> _Seeds:
+        """The user's history as weighted seeds; ``origins`` (names for explanations) only when
+        asked for."""
         p = self.projection
         rel = p.listened(kind).fwd
         items, w = history_seeds(
@@ -471,8 +481,11 @@ class RecommendationEngine:
             w = np.concatenate([w, np.full(extra.size, top)])
             items, inverse = np.unique(items, return_inverse=True)
             w = np.bincount(inverse, weights=w, minlength=items.size).astype(np.float64)
-        origins = [SeedOrigin(p.items(kind).ids[i], kind, p.item_name(kind, i)) for i in items]
-        return _Seeds(items, w, origins)
+        if not origins:
+            return _Seeds(items, w)
+        ids = p.items(kind).ids
+        named = [SeedOrigin(ids[i], kind, p.item_name(kind, i)) for i in items.tolist()]
+        return _Seeds(items, w, named)
 
     def _request_seeds(self, seeds: Sequence[str], kind: ItemKind) -> _Seeds:
         p = self.projection

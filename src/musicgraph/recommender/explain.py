@@ -206,21 +206,23 @@ def _contributions(
     inv_u = np.divide(1.0, user_deg, out=np.zeros_like(user_deg), where=user_deg > 0)
     rev = listened.rev
     deg_s = rev.length[seeds].astype(np.float64)
-    if n_users * seeds.size <= 4_000_000:
-        # users x seeds matrix of 1/deg(user) where the user plays the seed: an item's row sum
-        # over its listeners is the two-step mass from each seed (no sparse products)
-        w_us = np.zeros((n_users, seeds.size), dtype=np.float32)
-        s_users, s_slot = _gather_rows(rev, seeds)
-        w_us[s_users, s_slot] = inv_u[s_users]
+    if n_users * items.size <= 4_000_000:
+        # users x items 0/1 matrix of who plays each item; the rows of each seed's listeners,
+        # summed (weighted by 1/deg(user) for the mass), are the seed's overlaps with every item
+        b_ur = np.zeros((n_users, items.size), dtype=np.float32)
         r_users, r_slot = _gather_rows(rev, items)
-        starts = np.searchsorted(r_slot, np.arange(items.size))
-        picked = w_us[r_users]
+        b_ur[r_users, r_slot] = 1.0
+        s_users, _ = _gather_rows(rev, seeds)
+        length = rev.length[seeds].astype(np.int64)
+        nonempty = length > 0
+        starts = (np.cumsum(length) - length)[nonempty]
         via_users = np.zeros((items.size, seeds.size))
         counts = np.zeros((items.size, seeds.size), dtype=np.int64)
-        nonempty = rev.length[items] > 0
-        if picked.shape[0]:
-            via_users[nonempty] = np.add.reduceat(picked, starts[nonempty], axis=0)
-            counts[nonempty] = np.add.reduceat(picked > 0, starts[nonempty], axis=0)
+        if s_users.size:
+            picked = b_ur[s_users]
+            counts[:, nonempty] = np.add.reduceat(picked, starts, axis=0).T
+            picked *= inv_u[s_users].astype(np.float32)[:, None]
+            via_users[:, nonempty] = np.add.reduceat(picked, starts, axis=0).T
         counts_out.append(counts)
     else:
         iu_r = rows_csr(rev, items, n_users)

@@ -4,7 +4,10 @@ Five components, each computable from the matrices the serving projection holds 
 counts, item-tag counts, user-user friendships), each cheap to serve from a precomputed item-item
 (or item-factor) matrix:
 
-- ``ease``: EASE (Steck 2019) on binary listens, the strongest co-listening model.
+- ``ease``: EASE (Steck 2019) on binary listens, the strongest co-listening model; with
+  ``tag_side > 0`` each tag on at least ``tag_side_min_items`` artists joins its Gram matrix as a
+  pseudo-user (Jeunen et al. 2020, "closed-form models with side information"), so co-tagged
+  artists share weights and artists no one listened to get EASE scores too.
 - ``svd``: PureSVD (Cremonesi et al. 2010) of the listens with columns scaled by
   popularity^-``pop_exponent``; the item-item matrix is the low-rank ``V V^T``.
 - ``friends``: what the user's friends play (their row-normalised log play counts).
@@ -135,6 +138,19 @@ def _tag_vectors(item_tags: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(inv) @ tfidf)
 
 
+def _tag_side_rows(data: TrainingData, weight: float, min_items: int) -> sp.csr_matrix | None:
+    """Tags as pseudo-users for EASE (Jeunen et al. 2020): one 0/1 row per tag on at least
+    ``min_items`` items, times ``weight``; None when off or without tags."""
+    if weight <= 0 or data.item_tags is None or not data.item_tags.nnz:
+        return None
+    tagged = sp.csr_matrix(data.item_tags > 0, dtype=np.float64)
+    df = np.asarray(tagged.sum(axis=0)).ravel()
+    keep = np.flatnonzero(df >= min_items)
+    if keep.size == 0:
+        return None
+    return sp.csr_matrix(tagged[:, keep].T) * weight
+
+
 def _fit_components(
     data: TrainingData,
     l2: float,
@@ -143,14 +159,25 @@ def _fit_components(
     tag_k: int,
     seed: int,
     als_params: dict[str, Any] | None,
+    tag_side: float = 0.0,
+    tag_side_min_items: int = 5,
 ) -> _Components:
-    key = (l2, factors, pop_exponent, tag_k, seed, sorted((als_params or {}).items()))
+    key = (
+        l2,
+        factors,
+        pop_exponent,
+        tag_k,
+        seed,
+        sorted((als_params or {}).items()),
+        tag_side,
+        tag_side_min_items,
+    )
     for cached_data, cached_key, comps in _CACHE:
         if cached_data is data and cached_key == key:
             return comps
     binary = reweight(data.user_items, "binary")
     ease = EASE(l2=l2, weighting="binary")
-    ease.fit(data)
+    ease.fit(data, side=_tag_side_rows(data, tag_side, tag_side_min_items))
     popularity = np.asarray(binary.sum(axis=0)).ravel()
     scale = np.divide(
         1.0,
@@ -227,6 +254,8 @@ class Hybrid(DenseScoringMixin):
         "tag_k": (5, 2000),
         "w_als": (0.0, 20.0),
         "als_alpha": (0.05, 100.0),
+        "tag_side": (0.0, 100.0),
+        "tag_side_min_items": (1, 100_000),
     }
 
     def __init__(
@@ -244,6 +273,8 @@ class Hybrid(DenseScoringMixin):
         als_factors: int = 48,
         als_regularization: float = 30.0,
         als_alpha: float = 1.0,
+        tag_side: float = 0.0,
+        tag_side_min_items: int = 5,
         random_state: int = 0,
     ) -> None:
         self.l2 = l2
@@ -258,6 +289,8 @@ class Hybrid(DenseScoringMixin):
         self.als_factors = als_factors
         self.als_regularization = als_regularization
         self.als_alpha = als_alpha
+        self.tag_side = tag_side
+        self.tag_side_min_items = tag_side_min_items
         self.random_state = random_state
         self._c: _Components | None = None
         self._serving: _Serving | None = None
@@ -279,6 +312,8 @@ class Hybrid(DenseScoringMixin):
             self.tag_k,
             self.random_state,
             als_params,
+            self.tag_side,
+            self.tag_side_min_items,
         )
         self._seen = self._c.binary
         self._serving = None
