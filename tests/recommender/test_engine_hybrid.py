@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from musicgraph.events import Event
 from musicgraph.recommender.base import TrainingData
-from musicgraph.recommender.engine import Controls, RecommendationEngine
+from musicgraph.recommender.engine import Controls, RecommendationEngine, _top_positive
 from musicgraph.recommender.hybrid import Hybrid
 from musicgraph.recommender.projection import Projection
 
@@ -240,3 +240,17 @@ def test_row_scoring_matches_the_fitted_users(w_als: float) -> None:
     unheard = [a for a in range(12) if a not in (0, 1)]
     best = max(unheard, key=lambda a: rows[me, a])
     assert best < 6
+
+
+def test_top_positive_matches_a_full_sort() -> None:
+    """The threshold shortcut picks the same k best positive scores as sorting everything."""
+    rng = np.random.default_rng(3)
+    for trial in range(50):
+        n = int(rng.integers(1, 3000))
+        scores = rng.standard_normal(n) * rng.choice([1e-9, 1.0, 1e6])
+        if trial % 5 == 0:
+            scores = -np.abs(scores)  # nothing positive
+        k = int(rng.integers(1, 200))
+        positive = np.flatnonzero(scores > 0)
+        expected = positive[np.argsort(-scores[positive])][:k]
+        assert set(_top_positive(scores, k).tolist()) == set(expected.tolist())

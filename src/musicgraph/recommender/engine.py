@@ -891,8 +891,7 @@ class RecommendationEngine:
         scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot)
         best = c.limit + int(rel.length[user])
         if not (c.novelty or c.include_tags or c.exclude_tags) and best < scores.size:
-            items = np.argpartition(-scores, best - 1)[:best]
-            items = items[scores[items] > 0].astype(np.int64)
+            items = _top_positive(scores, best)
         else:
             items = np.flatnonzero(scores > 0).astype(np.int64)
         return items, scores[items]
@@ -910,6 +909,26 @@ def _fit_hybrid(data: TrainingData, params: dict[str, Any]) -> tuple[_HybridFit,
     model.fit(data)
     model.prepare_serving()
     return _HybridFit(model, data.n_users, data.n_items), (time.perf_counter() - t0) * 1000
+
+
+def _top_positive(scores: FloatArray, k: int) -> IntArray:
+    """Indices of the ``k`` best positive scores (fewer if fewer are positive), unordered: a
+    threshold pass that halves until at least ``k`` items clear it, then a partition of those
+    (cheaper than partitioning every item)."""
+    top = float(scores.max(initial=0.0))
+    if top <= 0:
+        return np.zeros(0, dtype=np.int64)
+    threshold = top / 2
+    while True:
+        idx = np.flatnonzero(scores > threshold)
+        if idx.size >= k or threshold <= top * 1e-6:
+            break
+        threshold /= 4
+    if idx.size < k:
+        idx = np.flatnonzero(scores > 0)
+    if idx.size > k:
+        idx = idx[np.argpartition(-scores[idx], k - 1)[:k]]
+    return idx.astype(np.int64)
 
 
 def _empty() -> tuple[IntArray, FloatArray]:
