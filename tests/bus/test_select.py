@@ -1,5 +1,5 @@
-"""The bus is picked from the settings: Redis when configured, the outbox for several workers on
-SQLite, local otherwise; several workers on Neo4j without Redis are refused before serving."""
+"""The bus is picked from the settings: Redis when configured, the outbox on SQLite, local
+otherwise; several workers on Neo4j without Redis are refused before serving."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def settings(**env: str) -> Settings:
 @pytest.mark.parametrize(
     ("env", "backend"),
     [
-        ({}, "local"),
+        ({}, "outbox"),
         ({"MUSICGRAPH_WORKERS": "2"}, "outbox"),
         ({"MUSICGRAPH_REDIS_URL": "redis://127.0.0.1:6379/0"}, "redis"),
         ({"MUSICGRAPH_REDIS_URL": "redis://r:6379/0", "MUSICGRAPH_WORKERS": "4"}, "redis"),
@@ -34,15 +34,15 @@ def settings(**env: str) -> Settings:
     ],
 )
 def test_auto_picks_by_configuration(env: dict[str, str], backend: str) -> None:
-    """``auto`` picks redis when a URL is set, the outbox for several SQLite workers, else local;
-    an explicit choice wins."""
+    """``auto`` picks redis when a URL is set, the outbox on SQLite, else local; an explicit
+    choice wins."""
     assert choose_backend(settings(**env)) == backend
 
 
 def test_create_bus_builds_the_chosen_backend(tmp_path: Path) -> None:
     """create_bus returns the class of the chosen backend, on the store's file for the outbox."""
     db = str(tmp_path / "g.db")
-    assert type(create_bus(settings())) is EventBus
+    assert type(create_bus(settings(NEO4J_URI="bolt://n:7687"))) is EventBus
     outbox = create_bus(settings(MUSICGRAPH_DB=db), workers=2)
     assert isinstance(outbox, OutboxEventBus) and str(outbox.path) == db + "-events"
     assert isinstance(create_bus(settings(MUSICGRAPH_REDIS_URL="redis://h/0")), RedisEventBus)

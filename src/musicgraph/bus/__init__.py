@@ -8,9 +8,11 @@
   store's (``<db>-events``); several workers on one machine, no extra service;
 - ``local`` (:class:`musicgraph.events.EventBus`): one process.
 
-``auto`` means redis when ``MUSICGRAPH_REDIS_URL`` is set, else the outbox when several processes
-serve the SQLite file (``MUSICGRAPH_WORKERS`` > 1, which ``serve --workers`` sets), else local.
-Several Neo4j-backed processes without Redis are refused: they would not hear each other.
+``auto`` means redis when ``MUSICGRAPH_REDIS_URL`` is set, else the outbox on the SQLite store (so
+every worker of ``serve --workers``, and a running server, hear what another process does on the
+same file: ``musicgraph enrich`` run from a terminal shows its progress and results in the server),
+else local. Several Neo4j-backed processes without Redis are refused: they would not hear each
+other.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ def choose_backend(settings: Settings, *, workers: int | None = None) -> str:
     if chosen == "auto":
         if settings.redis_url:
             chosen = "redis"
-        elif n > 1:
-            chosen = "outbox"
+        elif not settings.uses_neo4j or n > 1:
+            chosen = "outbox"  # several processes on Neo4j are refused below
         else:
             chosen = "local"
     if chosen == "redis" and not settings.redis_url:

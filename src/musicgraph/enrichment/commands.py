@@ -8,9 +8,12 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from musicgraph.events import EventBus
+
+if TYPE_CHECKING:
+    from rich.console import Console
 from musicgraph.graph.base import GraphStore
 from musicgraph.graph.models import ENRICHMENT_SOURCES
 from musicgraph.settings import Settings
@@ -79,10 +82,8 @@ async def enrich(
     as_json: bool = False,
 ) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from musicgraph.enrichment.pipeline import EnrichmentPipeline
-    from musicgraph.health.monitor import HealthMonitor
+    from musicgraph.bus import create_bus
 
     names = sources or list(ENRICHMENT_SOURCES)
     console = Console(stderr=True)
@@ -91,7 +92,32 @@ async def enrich(
         async for chunk in store.iter_tracks(chunk_size=5000):
             queued += await store.enqueue_enrichment([t.id for t in chunk], names)
         console.print(f"queued {queued:,} new (track, source) entries")
-    bus = EventBus()
+    # The bus the settings choose, so a server on the same graph hears this run's progress and
+    # results (the outbox next to a SQLite file, or Redis).
+    bus = create_bus(settings, workers=1)
+    await bus.start()
+    try:
+        return await _run(store, settings, bus, names, limit, progress, as_json, console)
+    finally:
+        await bus.close()
+
+
+async def _run(
+    store: GraphStore,
+    settings: Settings,
+    bus: EventBus,
+    names: list[str],
+    limit: int | None,
+    progress: bool,
+    as_json: bool,
+    console: Console,
+) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from musicgraph.enrichment.pipeline import EnrichmentPipeline
+    from musicgraph.health.monitor import HealthMonitor
+
     monitor = HealthMonitor(bus, interval=settings.health_interval)
     pipeline = EnrichmentPipeline(store, settings, bus, monitor, sources=names)
 
