@@ -258,6 +258,7 @@ class RecommendationEngine:
         self.hybrid_refit_after = hybrid_refit_after
         self.hybrid_refit_seconds = hybrid_refit_seconds
         self._hybrid: _HybridFit | None = None
+        self._graphs: dict[str, tuple[tuple[int, ...], WalkGraph]] = {}
         self._hybrid_state = "off"
         self._hybrid_task: asyncio.Task[None] | None = None
         self._hybrid_timer: asyncio.Task[None] | None = None
@@ -344,7 +345,7 @@ class RecommendationEngine:
             items, scores = fused
             walk = None
             walks = (
-                seed_budget(WalkGraph(p, kind), seeds.items, seeds.weights, self.params[kind])
+                seed_budget(self._graph(kind), seeds.items, seeds.weights, self.params[kind])
                 if c.explain
                 else np.zeros(0)
             )
@@ -562,9 +563,32 @@ class RecommendationEngine:
         if self.mode != "auto":
             return self.mode
         params = self.params[kind]
-        graph = WalkGraph(self.projection, kind)
+        graph = self._graph(kind)
         hops = max(1.0, np.log(max(params.tol, 1e-12)) / np.log(max(1.0 - params.alpha, 1e-9)))
         return "exact" if graph.cost(params.weights) * hops <= self.exact_budget else "sampled"
+
+    def _graph(self, kind: ItemKind) -> WalkGraph:
+        """The walk's view of the projection, kept while the relations it reads and the item
+        count stay the same (its degree cache then survives between requests)."""
+        p = self.projection
+        rel, tags = p.listened(kind), p.tagged(kind)
+        key = (
+            p.n_items(kind),
+            id(rel.fwd),
+            id(rel.rev),
+            id(tags.fwd),
+            id(tags.rev),
+            id(p.friends),
+            id(p.similar(kind)),
+            id(p.playlist_track.fwd),
+            id(p.playlist_track.rev),
+        )
+        cached = self._graphs.get(kind)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        graph = WalkGraph(p, kind)
+        self._graphs[kind] = (key, graph)
+        return graph
 
     def _operator(self, kind: ItemKind, graph: WalkGraph) -> ExactOperator:
         params = self.params[kind]
@@ -585,7 +609,7 @@ class RecommendationEngine:
 
     def _walk(self, kind: ItemKind, seeds: _Seeds) -> tuple[WalkResult, FloatArray]:
         params = self.params[kind]
-        graph = WalkGraph(self.projection, kind)
+        graph = self._graph(kind)
         walks = seed_budget(graph, seeds.items, seeds.weights, params)
         if self.choose(kind) == "exact":
             res = exact_walk(
