@@ -8,13 +8,16 @@ on time).
 A synthetic ListenBrainz JSON Lines export (1,000 users, 50,000 tracks of 5,000 artists with Zipf
 popularity, half of the tracks with a MusicBrainz recording id) is
 written to a temporary folder and imported through the same code as ``musicgraph import
-listenbrainz``: streaming parse, validation, batches of 20,000 in one transaction each.
+listenbrainz``: streaming parse and validation (in a second process on a multi-core machine),
+batches of 20,000 in one transaction each. The Neo4j run follows a warm-up import (cleared
+again) so the server has compiled its write path, as a running server has.
 
 Memory: each size is imported in a fresh process that reports its peak resident set
-(``ru_maxrss``) and the peak of Python allocations (``tracemalloc``); flat numbers as the file
-grows mean the importer streams. The machine may be shared: the throughput lines also give
-listens per CPU second of this process (parser and the store's writer thread together), which
-does not depend on what else runs.
+(``ru_maxrss``; the parser's process separately) and the peak of Python allocations
+(``tracemalloc``, this process); flat numbers as the file grows mean the importer streams.
+The machine may be shared: the throughput lines also give the CPU spent per listen, which does
+not depend on what else runs, by process: this one (the event loop and the store's writer
+thread), the parser's and, for the local launcher, the Neo4j server's.
 """
 
 from __future__ import annotations
@@ -128,11 +131,23 @@ async def sqlite_run(path: Path, db: Path) -> ImportSummary:
         await store.close()
 
 
-async def neo4j_run(path: Path, server: Any) -> ImportSummary:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def neo4j_run(path: Path, server: Any, server_pid: int | None = None) -> ImportSummary:
+    """Import into an emptied database; with ``server_pid`` (the local launcher), also the
+    server's CPU for the import alone."""
     from tests.support.neo4j_server import open_clean_store
 
     async for store in open_clean_store(server):
-        return await import_file(store, path)  # type: ignore[arg-type]
+        before = process_cpu(server_pid) if server_pid else 0.0
+        summary = await import_file(store, path)  # type: ignore[arg-type]
+        if server_pid:
+            summary.extra["server_cpu_ms"] = round((process_cpu(server_pid) - before) * 1000)
+        return summary
     raise RuntimeError("no Neo4j store")
 
 
@@ -141,6 +156,19 @@ def parse_only(path: Path) -> tuple[float, float]:
     started, cpu = time.perf_counter(), time.process_time()
     n = sum(1 for _ in read_listenbrainz(path, "u"))
     return n / (time.perf_counter() - started), n / (time.process_time() - cpu)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set since it started this program. Linux's ``ru_maxrss``
+    also counts what the process held before ``exec`` (a fork of this benchmark's parent, which
+    holds the 1M-listen generator's arrays), so ``VmHWM`` is read where there is one."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_memory(path: Path, db: Path, traced: bool) -> None:
@@ -160,7 +188,7 @@ def child_memory(path: Path, db: Path, traced: bool) -> None:
             {
                 "imported": summary.imported,
                 "seconds": summary.seconds,
-                "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "maxrss_mb": peak_rss_mb(),
                 # The parser's process (the largest child waited for).
                 "parser_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                 "tracemalloc_peak_mb": peak_traced / 2**20 if peak_traced is not None else None,
@@ -189,6 +217,8 @@ def report(label: str, s: ImportSummary) -> None:
             f"; CPU per listen: {cpu_s / s.read * 1e6:.1f} us in this process"
             f" + {parser_s / s.read * 1e6:.1f} us in the parser process"
         )
+        if "server_cpu_ms" in s.extra:
+            per_cpu += f" + {s.extra['server_cpu_ms'] / s.read * 1e3:.1f} us in the Neo4j server"
     print(
         f"{label}: {s.read:,} listens read, {s.imported:,} imported, {s.duplicates:,} duplicates, "
         f"{s.new_tracks:,} new tracks in {s.seconds:.1f} s = {rate:,.0f} listens/s "
@@ -206,6 +236,13 @@ def main() -> None:
     )
     parser.add_argument("--neo4j", action="store_true", help="start the test launcher's Neo4j")
     parser.add_argument("--neo4j-listens", type=int, default=None, help="default: --listens")
+    parser.add_argument(
+        "--neo4j-warmup",
+        type=int,
+        default=100_000,
+        help="listens imported (then cleared) before the measured Neo4j run, so the server's "
+        "JIT has compiled the write path as on a running server (0: none)",
+    )
     parser.add_argument("--no-tracemalloc", action="store_true")
     parser.add_argument(
         "--memory-only", action="store_true", help="skip the throughput runs (SQLite and Neo4j)"
@@ -253,13 +290,21 @@ def main() -> None:
                 local = ns.start_local_server(java)
                 server = local.server
         if server is not None and not args.memory_only:
+            pid = local.process.pid if local is not None else None
             try:
+                if args.neo4j_warmup:
+                    warm = tmp / "neo4j-warmup.jsonl"
+                    head(export, warm, args.neo4j_warmup)
+                    report(
+                        "Neo4j warm-up (not the result)",
+                        asyncio.run(neo4j_run(warm, server, pid)),
+                    )
                 n = args.neo4j_listens or args.listens
                 path = export
                 if n != args.listens:
                     path = tmp / f"neo4j-{n}.jsonl"
                     head(export, path, n)
-                report(f"Neo4j ({server.uri})", asyncio.run(neo4j_run(path, server)))
+                report(f"Neo4j ({server.uri})", asyncio.run(neo4j_run(path, server, pid)))
             finally:
                 if local is not None:
                     local.stop()
