@@ -222,6 +222,13 @@ async def test_serve_with_two_workers_reaches_every_subscriber(tmp_path: Path) -
     port = free_port()
     async with serving(db, server_env(), workers=2, port=port) as (url, pid):
         assert await bus_backend(url) == "outbox"
+        # a worker listens (on a socket of its own) once its app has started: wait for both
+        from tests.e2e.test_serve_workers import listeners_per_worker
+
+        for _ in range(600):
+            if sum(1 for held in listeners_per_worker(pid, port).values() if held) == 2:
+                break
+            await asyncio.sleep(0.1)
         clients: list[Client] = []
         sessions = []
         try:

@@ -81,27 +81,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"musicgraph: {settings.workers} workers, events between them via {backend}",
             file=sys.stderr,
         )
+    from musicgraph.serving import Supervisor, check_port
+
+    # before the demo loads or anything starts: a clear error naming the port when it is taken
+    port = check_port(settings.host, settings.port)
     if _no_configuration(args, settings):
         asyncio.run(_load_demo_if_empty(settings))
     # Workers (and the single-process server alike) read their settings from the environment.
     if args.db is not None:
         os.environ["MUSICGRAPH_DB"] = str(args.db)
     os.environ["MUSICGRAPH_WORKERS"] = str(settings.workers)  # each worker picks the same bus
-    uvicorn.run(
-        "musicgraph.app:app_from_env",
+    options: dict[str, Any] = dict(
         factory=True,
         host=settings.host,
-        port=settings.port,
+        port=port,
         workers=settings.workers,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
         ws="websockets-sansio",
-        # uvicorn kills a worker that does not answer its supervisor's ping within this time;
-        # the recommender's background Hybrid fit can hold the GIL for seconds (scipy's inverse
-        # on the demo graph: ~9 s), and a killed worker reloads and refits from scratch.
+        # the supervisor kills a worker that does not answer its ping within this time; the
+        # recommender's background Hybrid fit can hold the GIL for seconds (scipy's inverse on
+        # the demo graph: ~9 s), and a killed worker reloads and refits from scratch.
         timeout_worker_healthcheck=60,
     )
+    if settings.workers == 1:
+        uvicorn.run("musicgraph.app:app_from_env", **options)
+    else:
+        # each worker listens on its own SO_REUSEPORT socket: the kernel spreads connections
+        # evenly (see musicgraph.serving)
+        Supervisor(uvicorn.Config("musicgraph.app:app_from_env", **options)).run()
     return 0
 
 
