@@ -12,7 +12,6 @@ matrix only: they shape ``B`` and give items no one listened to weights, but are
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
@@ -45,7 +44,9 @@ class EASE(DenseScoringMixin):
         self._z = z
         gram = (z @ z.T).toarray()
         gram[np.diag_indices_from(gram)] += self.l2
-        m = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        # numpy's inverse releases the GIL while LAPACK works; scipy.linalg.inv holds it, which
+        # stalled a server's event loop for seconds while the engine refitted in its thread.
+        m = np.linalg.inv(gram)
         self._m = m
         mz = np.asarray((z.T @ m).T)  # rows(Z) x items: M Z
         # diag(P)_j = (1 - z_j^T M z_j) / l2, z_j the j-th column of Z.
