@@ -241,10 +241,18 @@ def loadgen_main() -> None:
     Path(spec["output"]).write_text(json.dumps(run(_loadgen(spec))))
 
 
+def listeners(port: int) -> int:
+    """How many sockets listen on ``port`` (from /proc/net/tcp): one per worker of serve."""
+    table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for c in map(str.split, table) if int(c[1][-4:], 16) == port and c[3] == "0A")
+
+
 def connections_per_worker(port: int) -> list[int]:
     """How many established connections to ``port`` each server process holds (from ``ss``;
-    empty when it is missing): uvicorn's workers share one listening socket, and the kernel
-    does not spread keep-alive connections evenly, so one worker can serve most clients."""
+    empty when it is missing). With one listening socket shared by the workers (plain
+    uvicorn), the kernel did not spread keep-alive connections evenly (31/1 was seen); serve's
+    workers now listen on a socket each with SO_REUSEPORT, and the kernel hashes connections
+    over them."""
     try:
         out = subprocess.run(
             ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
@@ -300,6 +308,11 @@ async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
                         ok = False
                     ready = ready + 1 if ok else 0
                     await asyncio.sleep(0.02 if ok else 0.2)
+            # each worker listens once its app has started: wait for all (Linux: a socket each)
+            for _ in range(1500):
+                if args.workers == 1 or listeners(port) >= args.workers:
+                    break
+                await asyncio.sleep(0.2)
         # Ready means the projection is loaded; the recommender then still fits its Hybrid in
         # the background (seconds of CPU per worker). Measure a server at rest.
         quiet, waited = 0, time.perf_counter()

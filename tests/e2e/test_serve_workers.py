@@ -230,3 +230,61 @@ async def test_workers_that_cannot_start_stop_the_server(tmp_path: Path) -> None
     assert "could not start (exit code 3" in stderr
     assert "before all 2 workers had started; stopping" in stderr
     assert "worker died; replacing it" not in stderr
+
+
+async def test_sighup_replaces_every_worker(tmp_path: Path) -> None:
+    """SIGHUP replaces the workers one at a time (each retired once its replacement has started):
+    afterwards two new workers listen and the server answers."""
+    async with serve_two_workers(tmp_path) as served:
+        before = await served.workers_listening()
+        await asyncio.sleep(0.5)  # past the supervisor's first look at both
+        served.proc.send_signal(signal.SIGHUP)
+        after: dict[int, set[str]] = {}
+        for _ in range(600):
+            after = listeners_per_worker(served.proc.pid, served.port)
+            after = {pid: held for pid, held in after.items() if held}
+            if len(after) == 2 and not set(after) & set(before):
+                break
+            await asyncio.sleep(0.1)
+        assert len(after) == 2 and not set(after) & set(before), (before, after)
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+        assert '"event": "replacing the workers"' in served.log.read_text()
+
+
+FALLBACK = """
+import uvicorn
+from musicgraph.logging import configure_logging
+from musicgraph.serving import Supervisor
+configure_logging("info", "json")
+config = uvicorn.Config("musicgraph.app:app_from_env", factory=True, port={port}, workers=2,
+                        log_config=None, timeout_worker_healthcheck=60)
+Supervisor(config, reuse_port=False).run()
+"""
+
+
+async def test_without_reuse_port_the_workers_share_one_socket(tmp_path: Path) -> None:
+    """The fallback for systems without SO_REUSEPORT: the supervisor binds one socket that both
+    workers listen on, serves, and stops both cleanly on SIGTERM."""
+    db = tmp_path / "graph.db"
+    await seed_graph(db)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            FALLBACK.format(port=port),
+            env=server_env(MUSICGRAPH_DB=str(db), MUSICGRAPH_WORKERS="2"),
+            stdout=out,
+            stderr=out,
+        )
+    served = Served(f"http://127.0.0.1:{port}", port, proc, log)
+    try:
+        await wait_until_ready(served.url, proc)
+        held = await served.workers_listening()
+        assert len({s for sockets in held.values() for s in sockets}) == 1, held
+        assert '"sockets": "shared"' in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 90) == 0, log.read_text()[-3000:]
