@@ -240,6 +240,9 @@ class Neo4jGraphStore:
         # imports repeat the same refs batch after batch, and a ref keeps resolving to the same
         # track, so those skip the catalogue lookup (the SQLite store does the same).
         self._resolved: dict[TrackRef, str] = {}
+        # The same by ref object (importers hand out one object per distinct track); it keeps
+        # the ref alive, so its id() is not reused while cached.
+        self._resolved_objects: dict[int, tuple[TrackRef, str]] = {}
         # Element ids of the tracks in committed batches (by track id): WRITE_LISTENS finds a
         # track by element id, a record read instead of an index seek. Cleared with _resolved.
         self._track_eids: dict[str, str] = {}
@@ -687,6 +690,7 @@ class Neo4jGraphStore:
         except _StaleTrackError:
             # Forget what this store remembered about tracks and resolve the batch afresh.
             self._resolved.clear()
+            self._resolved_objects.clear()
             self._track_eids.clear()
             try:
                 result = await self._write(work, what)
@@ -694,9 +698,11 @@ class Neo4jGraphStore:
                 raise StoreError(f"{what}: {exc}") from exc
         if len(self._resolved) + len(resolved) > RESOLVED_CACHE:
             self._resolved.clear()
+            self._resolved_objects.clear()
             self._track_eids.clear()
         # Only now: the batch is committed.
         self._resolved.update(resolved)
+        self._resolved_objects.update((id(ref), (ref, t)) for ref, t in resolved.items())
         self._track_eids.update(track_eids)
         return result
 
@@ -712,8 +718,12 @@ class Neo4jGraphStore:
         receive what the caller remembers once it commits."""
         n = len(batch)
         refs = batch.refs
-        known = self._resolved
-        ref_ids: list[str | None] = [known.get(ref) for ref in refs]
+        # A ref object seen in a committed batch is found without hashing the dataclass.
+        hits = list(map(self._resolved_objects.get, map(id, refs)))
+        ref_ids: list[str | None] = [
+            hit[1] if hit is not None and hit[0] is ref else self._resolved.get(ref)
+            for hit, ref in zip(hits, refs, strict=True)
+        ]
         new_slots = [j for j, track_id in enumerate(ref_ids) if track_id is None]
         clean: list[resolution.CleanTrack] = []
         for j in new_slots:
@@ -779,7 +789,11 @@ class Neo4jGraphStore:
         # A group entirely newer than its user's newest stored listen cannot be stored:
         # chronological imports and live scrobbles skip the lookup.
         probe = []
+        floor = newest.get(user_ids[0]) if single_user else None
+        everything_newer = floor is not None and min(ats) > floor
         for g, ((user_id, track_id), members) in enumerate(pairs):
+            if everything_newer:  # one user's batch after all they had stored: no loop
+                break
             group_ats = [ats[i] for i in members]
             floor = newest.get(user_id)
             if floor is not None and min(group_ats) > floor:
@@ -803,8 +817,8 @@ class Neo4jGraphStore:
         same_source = batch_sources.count(source) == n
         ms_played = list(batch.ms_played)
         any_ms = ms_played.count(None) != n
-        skipped = [bool(s) for s in batch.skipped]
-        any_skipped = any(skipped)
+        any_skipped = any(batch.skipped)
+        skipped = [bool(s) for s in batch.skipped] if any_skipped else []
         new_mask = [False] * n
         writes: list[Row] = []
         for g, ((user_id, track_id), members) in enumerate(pairs):
@@ -1243,7 +1257,7 @@ class Neo4jGraphStore:
             await _require(tx, "track", track_ids)
             added = 0
             for chunk in _chunks(rows):
-                result = await tx.run(cypher.ENQUEUE_ENRICHMENT, rows=list(chunk), now=now)
+                result = await tx.run(cypher.ENQUEUE_ENRICHMENT, rows=_QuietList(chunk), now=now)
                 added += (await result.consume()).counters.nodes_created
             return added
 
@@ -1392,8 +1406,32 @@ class Neo4jGraphStore:
 # --- transaction helpers (run inside one managed transaction) --------------------------------------
 
 
+class _QuietList(list[Any]):
+    """A parameter list whose ``repr`` is short: the driver formats every RUN's parameters for
+    its debug log even when debug logging is off, and for a 20,000-listen batch that costs more
+    CPU than encoding them (packstream encodes a subclass exactly as a list)."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} items>"
+
+
+class _QuietMap(dict[str, Any]):
+    """A parameter map with a short ``repr`` (see :class:`_QuietList`)."""
+
+    def __repr__(self) -> str:
+        return f"<map of {len(self)}>"
+
+
+def _quiet(value: Any) -> Any:
+    if value.__class__ is list:
+        return _QuietList(value)
+    if value.__class__ is dict:
+        return _QuietMap(value)
+    return value
+
+
 async def _run(tx: AsyncManagedTransaction, query: str, /, **params: Any) -> list[Row]:
-    result = await tx.run(query, params)
+    result = await tx.run(query, {key: _quiet(value) for key, value in params.items()})
     # Queries here return maps and lists, never nodes: skip data()'s recursive conversion.
     return [dict(zip(record.keys(), record.values(), strict=True)) async for record in result]
 
