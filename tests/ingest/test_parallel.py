@@ -105,3 +105,15 @@ def test_packed_batches_unpack_to_the_records() -> None:
     assert read == len(records)
     assert listens == [r for r in records if isinstance(r, ListenInput)]
     assert errors == [str(r) for r in records if isinstance(r, InvalidListenError)]
+
+
+async def test_reader_a_child_cannot_import_is_parsed_here(store: GraphStore) -> None:
+    """A job whose reader is not importable by name (a closure) still imports, in this process."""
+    (user,) = await store.ensure_users(["importer"])
+
+    def reader(path: Path, user_id: str, meter: ByteMeter) -> object:
+        return read_lastfm_csv(path, user_id, meter)
+
+    job = ParseJob(reader, REAL / "lastfm_scrobbles_excerpt.csv", user.id)  # type: ignore[arg-type]
+    summary = await run_job(store, job, parallel=True)
+    assert summary.imported == 22

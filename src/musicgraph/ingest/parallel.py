@@ -258,7 +258,7 @@ async def parsed_batches(
     if isinstance(source, ParseJob):
         if parallel is None:
             parallel = (os.cpu_count() or 1) > 1 and source.size() >= PARALLEL_MIN_BYTES
-        if parallel:
+        if parallel and _importable(source.reader):
             async for batch in _from_child(source, batch_size, meter):
                 yield batch
             return
@@ -268,6 +268,16 @@ async def parsed_batches(
     unpacker = _Unpacker()
     for message in _Packer(batch_size).messages(records, meter):
         yield unpacker.unpack(message)
+
+
+def _importable(reader: Reader) -> bool:
+    """Whether a child process can import ``reader`` by its name (a closure or a lambda it
+    cannot: those are parsed in this process)."""
+    try:
+        found = getattr(importlib.import_module(reader.__module__), reader.__qualname__, None)
+    except ImportError:
+        return False
+    return found is reader
 
 
 async def _from_child(
