@@ -288,3 +288,18 @@ async def test_without_reuse_port_the_workers_share_one_socket(tmp_path: Path) -
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 90) == 0, log.read_text()[-3000:]
+
+
+async def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """Even when the supervisor itself is killed (SIGKILL: nothing of it runs), its workers get
+    SIGTERM from the kernel, shut down and exit instead of holding the port as orphans."""
+    async with serve_two_workers(tmp_path) as served:
+        workers = list(await served.workers_listening())
+        served.proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(served.proc.wait(), 30)
+        for _ in range(600):
+            if all(gone(pid) for pid in workers):
+                break
+            await asyncio.sleep(0.05)
+        assert [pid for pid in workers if not gone(pid)] == []
+        assert listening_sockets(served.port) == 0
