@@ -28,7 +28,7 @@ from strawberry.types import ExecutionContext
 
 from musicgraph.logging import get_logger
 from musicgraph.schema.context import Context, PublicError
-from musicgraph.schema.execution import FastLeafExecutionContext
+from musicgraph.schema.execution import FastLeafExecutionContext, install_prefetched
 from musicgraph.schema.mutation import Mutation
 from musicgraph.schema.query import Query
 from musicgraph.schema.subscription import Subscription
@@ -126,7 +126,7 @@ def build_schema(settings: Settings) -> MusicgraphSchema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return MusicgraphSchema(
+    schema = MusicgraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -134,6 +134,8 @@ def build_schema(settings: Settings) -> MusicgraphSchema:
         extensions=extensions,
         execution_context_class=FastLeafExecutionContext,
     )
+    install_prefetched(schema._schema)
+    return schema
 
 
 def schema_sdl(settings: Settings | None = None) -> str:

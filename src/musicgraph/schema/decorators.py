@@ -14,11 +14,23 @@ import strawberry
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def field(*, description: str, graphql_type: Any = None) -> Callable[[F], F]:
+#: strawberry field metadata key: (flag attribute, value attribute) of a prefetched field
+PREFETCHED = "musicgraph.prefetched"
+
+
+def field(
+    *, description: str, graphql_type: Any = None, prefetched: tuple[str, str] | None = None
+) -> Callable[[F], F]:
     """``graphql_type`` gives the field's type when the resolver's annotation cannot: a resolver
-    that returns attached data when its parent prefetched it, and an awaitable otherwise."""
+    that returns attached data when its parent prefetched it, and an awaitable otherwise.
+
+    ``prefetched=(flag, value)`` says that the resolver returns ``self.<value>`` whenever
+    ``self.<flag>`` is true: the executor then answers with that attribute without calling the
+    resolver through Strawberry (see :func:`musicgraph.schema.execution.install_prefetched`)."""
+    metadata = {PREFETCHED: prefetched} if prefetched is not None else None
     return cast(
-        Callable[[F], F], strawberry.field(description=description, graphql_type=graphql_type)
+        Callable[[F], F],
+        strawberry.field(description=description, graphql_type=graphql_type, metadata=metadata),
     )
 
 

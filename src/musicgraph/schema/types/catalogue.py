@@ -82,7 +82,11 @@ class Track:
     def musicbrainz_url(self) -> str | None:
         return MB_RECORDING + self.mbid if self.mbid else None
 
-    @field(description="The credited artists, in credit order.", graphql_type=list["Artist"])
+    @field(
+        description="The credited artists, in credit order.",
+        graphql_type=list["Artist"],
+        prefetched=("prefetched_artists", "prefetched_artists"),
+    )
     def artists(self, info: Info) -> list[Artist] | Awaitable[list[Artist]]:
         # Synchronous when the parent attached the artists: a list of tracks then costs no
         # coroutine and no DataLoader future per track.

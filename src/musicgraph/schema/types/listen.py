@@ -40,7 +40,11 @@ class Listen:
             user_id=strawberry.ID(listen.user_id),
         )
 
-    @field(description="The track played.", graphql_type=Track | None)
+    @field(
+        description="The track played.",
+        graphql_type=Track | None,
+        prefetched=("track_attached", "attached_track"),
+    )
     def track(self, info: Info) -> Track | Awaitable[Track | None] | None:
         if self.track_attached:  # synchronous: the listens' resolver loaded the tracks
             return self.attached_track

@@ -64,7 +64,11 @@ class Recommendation:
     item_attached: strawberry.Private[bool] = False
     attached_item: strawberry.Private[Track | Artist | None] = None
 
-    @field(description="The recommended track or artist.", graphql_type=Item | None)
+    @field(
+        description="The recommended track or artist.",
+        graphql_type=Item | None,
+        prefetched=("item_attached", "attached_item"),
+    )
     def item(self, info: Info) -> Track | Artist | Awaitable[Track | Artist | None] | None:
         if self.item_attached:  # synchronous: the list's resolver loaded the items
             return self.attached_item

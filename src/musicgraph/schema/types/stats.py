@@ -38,7 +38,11 @@ class ArtistCount:
     artist_attached: strawberry.Private[bool] = False
     attached_artist: strawberry.Private[Artist | None] = None
 
-    @field(description="The artist counted.", graphql_type=Artist | None)
+    @field(
+        description="The artist counted.",
+        graphql_type=Artist | None,
+        prefetched=("artist_attached", "attached_artist"),
+    )
     def artist(self, info: Info) -> Artist | Awaitable[Artist | None] | None:
         if self.artist_attached:  # synchronous: the parent loaded the artists
             return self.attached_artist
