@@ -239,7 +239,7 @@ def main() -> None:
     parser.add_argument(
         "--neo4j-warmup",
         type=int,
-        default=100_000,
+        default=300_000,
         help="listens imported (then cleared) before the measured Neo4j run, so the server's "
         "JIT has compiled the write path as on a running server (0: none)",
     )
@@ -247,6 +247,7 @@ def main() -> None:
     parser.add_argument(
         "--memory-only", action="store_true", help="skip the throughput runs (SQLite and Neo4j)"
     )
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite throughput runs")
     parser.add_argument(
         "--child", nargs=3, metavar=("FILE", "DB", "TRACED"), help=argparse.SUPPRESS
     )
@@ -268,6 +269,7 @@ def main() -> None:
         if not args.memory_only:
             wall, cpu = parse_only(export)
             print(f"parse + validate only: {wall:,.0f} listens/s ({cpu:,.0f} per CPU second)")
+        if not args.memory_only and not args.no_sqlite:
             report("SQLite", asyncio.run(sqlite_run(export, tmp / "bench.db")))
             again = asyncio.run(sqlite_run(export, tmp / "bench.db"))
             report("SQLite, same file again (all duplicates)", again)
