@@ -10,11 +10,13 @@ a call is a single round trip. Writes run inside ``BEGIN IMMEDIATE ... COMMIT``:
 or not at all; sqlite3 errors are translated to :class:`~musicgraph.errors.StoreError` subclasses
 at this boundary.
 
-``record_listens`` resolves the batch's distinct tracks with a handful of ``IN (json_each(?))``
-lookups (:mod:`musicgraph.graph.resolution`), drops repeats inside the batch and the listens
-already in ``played`` (one range read per user of the batch), inserts the rest with one
-``executemany`` in key order and folds exactly those into ``listened`` with one ``executemany``
-upsert of the batch's per-(user, track) sums.
+``record_listens`` (through ``record_listen_columns``, which importers call with column
+batches) resolves the batch's distinct track refs with a handful of ``IN (json_each(?))`` lookups
+(:mod:`musicgraph.graph.resolution`), drops repeats inside the batch and the listens already in
+``played`` (one range read per user of the batch), inserts the rest as one JSON array (a single
+GIL-free statement) and folds exactly those into ``listened`` with one upsert of the batch's
+per-(user, track) sums. It runs without per-row foreign key checks: the users are checked and the
+remembered tracks counted once per batch instead.
 """
 
 from __future__ import annotations
