@@ -21,6 +21,7 @@ remembered tracks counted once per batch instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -749,6 +750,8 @@ class SqliteGraphStore:
         #: a second connection, used on the caller's thread only for ``PRAGMA data_version``
         self._version_conn: sqlite3.Connection | None = None
         self._resolved = _ResolvedRefs()
+        #: reads asked for in this turn of the event loop, sent to the thread together
+        self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
 
     def __repr__(self) -> str:
         return f"SqliteGraphStore({str(self.path)!r})"
@@ -767,16 +770,20 @@ class SqliteGraphStore:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    async def _run(self, op: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the connection's thread; translate sqlite3 errors."""
+    async def _run(self, op: str, fn: Callable[..., T], *args: Any, coalesce: bool = False) -> T:
+        """Run ``fn(*args)`` on the connection's thread; translate sqlite3 errors. With
+        ``coalesce`` (reads), it shares the trip with the other reads of this loop turn."""
         db = self._db
         if db is None:
             raise StoreUnavailableError(
                 f"{op}: the SQLite store {self.path} is not open (call await store.open())"
             )
-        # aiosqlite's worker hook: the whole call (a transaction) is one trip to its thread.
-        execute = cast(Callable[..., Awaitable[T]], db._execute)
         try:
+            if coalesce:
+                result: T = await self._coalesced(db, fn, args)
+                return result
+            # aiosqlite's worker hook: the whole call (a transaction) is one trip to its thread.
+            execute = cast(Callable[..., Awaitable[T]], db._execute)
             return await execute(fn, db._conn, *args)
         except StoreError:
             raise
@@ -797,17 +804,75 @@ class SqliteGraphStore:
         except (ValueError, TypeError, OverflowError) as exc:
             raise StoreError(f"{op}: {exc}") from exc
 
+    def _coalesced(
+        self, db: aiosqlite.Connection, fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> asyncio.Future[Any]:
+        """``fn(conn, *args)`` on the connection's thread, in one trip with every other read
+        asked for in the same turn of the event loop (a GraphQL request's sibling DataLoader
+        batches, concurrent requests' reads): each still runs alone, in its own snapshot, in the
+        order asked, and gets its own result or exception. A trip costs tens of microseconds of
+        CPU on both threads (a queue, a wake-up, the GIL handed over and back), more than most
+        of the reads themselves."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((fn, args, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush, db, loop)
+        return future
+
+    def _flush(self, db: aiosqlite.Connection, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+
+        def fail(error: BaseException) -> None:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+
+        if not db._running or db._connection is None:
+            fail(ValueError("Connection closed"))  # what aiosqlite says
+            return
+        conn = db._conn
+
+        def run_all() -> list[tuple[bool, Any]]:
+            out: list[tuple[bool, Any]] = []
+            for fn, args, _ in batch:
+                try:
+                    out.append((True, fn(conn, *args)))
+                except Exception as exc:
+                    out.append((False, exc))
+            return out
+
+        def deliver(trip: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+            if trip.cancelled():
+                fail(asyncio.CancelledError())
+                return
+            error = trip.exception()
+            if error is not None:
+                fail(error)
+                return
+            for (ok, value), (_, _, future) in zip(trip.result(), batch, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+        trip: asyncio.Future[list[tuple[bool, Any]]] = loop.create_future()
+        trip.add_done_callback(deliver)
+        db._tx.put_nowait((trip, run_all))  # aiosqlite's queue to its thread, as _execute does
+
     async def _write(self, op: str, fn: Callable[..., T], *args: Any) -> T:
         return await self._run(op, _in_transaction, fn, *args)
 
     async def _read(self, op: str, fn: Callable[..., T], *args: Any) -> T:
-        return await self._run(op, _in_snapshot, fn, *args)
+        return await self._run(op, _in_snapshot, fn, *args, coalesce=True)
 
     async def _rows(self, op: str, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         def go(conn: Conn) -> list[Row]:
             return conn.execute(sql, tuple(params)).fetchall()
 
-        return await self._run(op, go)
+        return await self._run(op, go, coalesce=True)
 
     async def _scalar(self, op: str, sql: str, params: Sequence[Any] = ()) -> int:
         rows = await self._rows(op, sql, params)
