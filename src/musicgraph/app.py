@@ -200,6 +200,10 @@ class RequestContextMiddleware:
             structlog.contextvars.clear_contextvars()
 
 
+class _TooLarge(Exception):
+    """A streamed request body went over the limit."""
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413, by ``Content-Length`` or as they stream."""
 
@@ -228,9 +232,6 @@ class BodyLimitMiddleware:
                     return
         received = 0
         response_started = False
-
-        class _TooLarge(Exception):
-            pass
 
         async def limited_receive() -> Message:
             nonlocal received
