@@ -47,6 +47,7 @@ from typing import Any
 
 import graphql
 import httpx
+from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
 from musicgraph.auth import hash_token
 from musicgraph.events import EventBus
@@ -54,6 +55,7 @@ from musicgraph.graph.sqlite_store import SqliteGraphStore
 from musicgraph.recommender.engine import RecommendationEngine
 from musicgraph.schema.build import build_schema
 from musicgraph.schema.context import AppState, Context, Viewer
+from musicgraph.schema.execution import weak_async_helpers
 from musicgraph.schema.loaders import Loaders
 from musicgraph.settings import Settings
 
@@ -362,6 +364,16 @@ async def bench_http(db: Path, user_id: str, args: argparse.Namespace) -> None:
         await proc.wait()
 
 
+class CoreExecutor(ExecutorThrowingOnIncremental):
+    """graphql-core's default executor, without the reference cycle the API's executor also
+    breaks (see ``weak_async_helpers``): so the comparison shows what Strawberry adds, not
+    garbage collections."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        weak_async_helpers(self)
+
+
 async def bench_in_process(db: Path, user_id: str, args: argparse.Namespace) -> None:
     settings = Settings.from_env({}, env_file=None, db_path=db)
     store = SqliteGraphStore(db)
@@ -398,7 +410,11 @@ async def bench_in_process(db: Path, user_id: str, args: argparse.Namespace) -> 
             ) -> None:
                 # graphql-core as a server would use it: the document parsed and validated once
                 result = graphql.execute(
-                    core_schema, d, variable_values=v(), context_value=context()
+                    core_schema,
+                    d,
+                    variable_values=v(),
+                    context_value=context(),
+                    executor_class=CoreExecutor,
                 )
                 if inspect.isawaitable(result):
                     result = await result

@@ -79,11 +79,30 @@ def _leaf_table(schema: GraphQLSchema) -> _Table:
     return table
 
 
-def _alive(ref: weakref.ReferenceType[FastLeafExecutionContext]) -> FastLeafExecutionContext:
-    context = ref()
-    if context is None:  # pragma: no cover - a resolver outlived its execution
-        raise RuntimeError("the GraphQL execution this work belongs to has finished")
-    return context
+def weak_async_helpers(executor: Any) -> None:
+    """Point ``executor.async_helpers`` at the executor through a weak reference.
+
+    graphql-core's executor keeps two of its own bound methods on itself (``async_helpers``): a
+    reference cycle that kept each finished request's whole object graph (its context,
+    DataLoaders, their futures and every model read) alive until a garbage collection, ~300
+    objects a user page, and made the collector's pauses the latency tail (gen-1 collections of
+    100k objects: 140-180 ms every second or two under load). Without the cycle a finished
+    request is freed by reference counting."""
+    this = weakref.ref(executor)
+
+    def alive() -> Any:
+        found = this()
+        if found is None:  # pragma: no cover - a resolver outlived its execution
+            raise RuntimeError("the GraphQL execution this work belongs to has finished")
+        return found
+
+    def gather(values: Any) -> Any:
+        return alive().gather_async_work(values)
+
+    def track(values: Any) -> None:
+        alive().track_async_work(values)
+
+    executor.async_helpers = GraphQLResolveInfoHelpers(gather=gather, track=track)
 
 
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -95,22 +114,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._leaves = (
             _leaf_table(self.schema) if manager is None or not manager.middlewares else {}
         )
-        # graphql-core keeps two of this object's bound methods on it (``async_helpers``): a
-        # reference cycle that kept each finished request's whole object graph (its context,
-        # DataLoaders, their futures and every model read) alive until a garbage collection,
-        # ~300 objects a user page, and made the collector's pauses the latency tail (gen-1
-        # collections of 100k objects: 140-180 ms every second or two under load). The helpers
-        # reach this object through a weak reference instead, so a finished request is freed
-        # by reference counting.
-        this = weakref.ref(self)
-
-        def gather(values: Any) -> Any:
-            return _alive(this).gather_async_work(values)
-
-        def track(values: Any) -> None:
-            _alive(this).track_async_work(values)
-
-        self.async_helpers = GraphQLResolveInfoHelpers(gather=gather, track=track)
+        weak_async_helpers(self)
 
     def execute_field(
         self,
