@@ -29,9 +29,11 @@ def register(subparsers: Any, add_db: Callable[[argparse.ArgumentParser], None])
         "--workers",
         type=int,
         default=None,
-        help="worker processes (default: $MUSICGRAPH_WORKERS or 1); each holds its own projection "
-        "and hears the others' events through Redis (MUSICGRAPH_REDIS_URL) or, on the SQLite "
-        "store without Redis, through an outbox in a SQLite file beside the database",
+        help="worker processes (default: $MUSICGRAPH_WORKERS or 1), supervised by this one "
+        "(replaced when they die; on Linux each listens on its own SO_REUSEPORT socket, so "
+        "connections spread evenly); each holds its own projection and hears the others' "
+        "events through Redis (MUSICGRAPH_REDIS_URL) or, on the SQLite store without Redis, "
+        "through an outbox in a SQLite file beside the database",
     )
     p.set_defaults(func=cmd_serve)
 
