@@ -210,6 +210,7 @@ class Supervisor:
         self.slots: list[_Slot] = []
         self.signals: list[int] = []
         self.stopping = False
+        self.restarting = False  # a SIGHUP's replacement of the workers is under way
         self.serving = False  # every first worker has started once
         self.failure: str | None = None
         #: how long a stopped worker may take before it is killed: uvicorn's graceful
@@ -258,10 +259,11 @@ class Supervisor:
             if now >= slot.restart_at:
                 self._start_slot(slot)
             return
-        hung = worker.process.is_alive()
-        if hung:
+        hung = False
+        if worker.process.is_alive():
             if self._ping(slot, now):
                 return
+            hung = True  # alive, but silent for timeout_worker_healthcheck seconds
             worker.kill()
         worker.process.join()
         code = worker.exitcode
@@ -349,9 +351,13 @@ class Supervisor:
                 if not self.stopping:
                     log.info("stopping the workers", signal=name)
                 self.stopping = True
-            elif sig == signal.SIGHUP and not self.stopping:
+            elif sig == signal.SIGHUP and not self.stopping and not self.restarting:
                 log.info("replacing the workers", signal=name)
-                self._restart_all()
+                self.restarting = True
+                try:
+                    self._restart_all()
+                finally:
+                    self.restarting = False
 
     # --- the loop ----------------------------------------------------------------------------------
 

@@ -258,8 +258,8 @@ from musicgraph.logging import configure_logging
 from musicgraph.serving import Supervisor
 configure_logging("info", "json")
 config = uvicorn.Config("musicgraph.app:app_from_env", factory=True, port={port}, workers=2,
-                        log_config=None, timeout_worker_healthcheck=60)
-Supervisor(config, reuse_port=False).run()
+                        log_config=None, timeout_worker_healthcheck={healthcheck})
+Supervisor(config, reuse_port={reuse_port}).run()
 """
 
 
@@ -274,7 +274,7 @@ async def test_without_reuse_port_the_workers_share_one_socket(tmp_path: Path) -
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            FALLBACK.format(port=port),
+            FALLBACK.format(port=port, healthcheck=60, reuse_port=False),
             env=server_env(MUSICGRAPH_DB=str(db), MUSICGRAPH_WORKERS="2"),
             stdout=out,
             stderr=out,
@@ -303,3 +303,43 @@ async def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None
             await asyncio.sleep(0.05)
         assert [pid for pid in workers if not gone(pid)] == []
         assert listening_sockets(served.port) == 0
+
+
+async def test_a_worker_that_stops_answering_is_killed_and_replaced(tmp_path: Path) -> None:
+    """A worker that stops answering the supervisor's pings (here: SIGSTOP) for
+    ``timeout_worker_healthcheck`` seconds (2 here) is killed, logged as such, and replaced."""
+    db = tmp_path / "graph.db"
+    await seed_graph(db)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            FALLBACK.format(port=port, healthcheck=2, reuse_port=True),
+            env=server_env(MUSICGRAPH_DB=str(db), MUSICGRAPH_WORKERS="2"),
+            stdout=out,
+            stderr=out,
+        )
+    served = Served(f"http://127.0.0.1:{port}", port, proc, log)
+    try:
+        await wait_until_ready(served.url, proc)
+        before = await served.workers_listening()
+        for _ in range(300):  # the supervisor has seen both start
+            if '"event": "all workers started"' in log.read_text():
+                break
+            await asyncio.sleep(0.1)
+        victim = min(before)
+        os.kill(victim, signal.SIGSTOP)
+        after: dict[int, set[str]] = {}
+        for _ in range(600):
+            after = {p: s for p, s in listeners_per_worker(proc.pid, port).items() if s}
+            if len(after) == 2 and victim not in after and gone(victim):
+                break
+            await asyncio.sleep(0.1)
+        assert len(after) == 2 and victim not in after, (before, after)
+        text = log.read_text()
+        assert f'"pid": {victim}, "reason": "did not answer the supervisor for 2 s; killed"' in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 90) == 0, log.read_text()[-3000:]
