@@ -65,13 +65,37 @@ def test_fast_leaves_answer_and_fail_as_graphql_core_does() -> None:
     field or a value the scalar refuses, with and without the fast path."""
     for query in (
         "{ box { leaf { name size maybe } } }",
+        "{ box { leaf { a: name b: name size ... on Leaf { maybe } } } }",
+        "{ box { leaf { name __typename } } }",
         "{ broken { name } }",
         "{ broken { size } }",
+        "{ broken { size maybe } }",
     ):
         fast, plain = execute(query, fast=True), execute(query, fast=False)
         assert fast.data == plain.data
         assert [e.formatted for e in fast.errors or []] == [e.formatted for e in plain.errors or []]
     assert execute("{ broken { size } }", fast=True).errors
+
+
+class CountingContext(FastLeafExecutionContext):
+    fields: list[str] = []  # noqa: RUF012 - one test's record
+
+    def execute_field(self, parent_type: Any, source: Any, details: Any, *rest: Any) -> Any:
+        CountingContext.fields.append(details[0].node.name.value)
+        return super().execute_field(parent_type, source, details, *rest)
+
+
+def test_an_object_of_plain_leaves_is_answered_in_one_step() -> None:
+    """An object whose selected fields are all plain leaves never reaches per-field execution;
+    one with a field that is not (``__typename``) goes field by field."""
+    schema = strawberry.Schema(query=Root, execution_context_class=CountingContext)
+    CountingContext.fields = []
+    result = schema.execute_sync("{ box { leaf { name size maybe } } }")
+    assert result.data == {"box": {"leaf": {"name": "x", "size": 1, "maybe": None}}}
+    assert CountingContext.fields == ["box", "leaf"]
+    CountingContext.fields = []
+    schema.execute_sync("{ box { leaf { name __typename } } }")
+    assert CountingContext.fields == ["box", "leaf", "name", "__typename"]
 
 
 async def test_listen_tracks_are_loaded_only_when_selected(tmp_path: Path) -> None:

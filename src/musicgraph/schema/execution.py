@@ -9,7 +9,10 @@ treats as basic (no resolver, no field extensions, no arguments) and whose type 
 enum, :class:`FastLeafExecutionContext` reads the attribute and coerces it directly; whenever the
 value is anything but plainly valid (``None`` for a non-null field, an exception, a value the
 scalar refuses) it hands the field to graphql-core's own path, so errors are reported exactly as
-before. Schema extensions that wrap resolvers (``resolve`` hooks, middleware) turn the fast path
+before. An object whose selected fields are all such leaves (a reason's ``seedId seedKind share
+evidence``, an artist's ``id name``) is answered in one loop, without graphql-core's per-field
+paths and completion; if any of its values is not plainly valid, the whole object goes through
+graphql-core's path instead. Schema extensions that wrap resolvers (``resolve`` hooks, middleware) turn the fast path
 off for the request.
 
 :func:`install_prefetched` does the same for object fields whose resolver only returns what the
@@ -48,6 +51,9 @@ class _Leaf(NamedTuple):
 
 
 _Table = dict[tuple[str, str], _Leaf]
+#: An object selection answered in one loop: (response name, leaf) per selected field, or
+#: ``None`` when some selected field is not a fast leaf.
+_Plan = tuple[tuple[str, _Leaf], ...] | None
 _tables: WeakKeyDictionary[GraphQLSchema, _Table] = WeakKeyDictionary()
 
 
@@ -114,7 +120,65 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._leaves = (
             _leaf_table(self.schema) if manager is None or not manager.middlewares else {}
         )
+        self._plans: dict[tuple[GraphQLObjectType, int], _Plan] = {}
         weak_async_helpers(self)
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped: Mapping[str, Any]) -> _Plan:
+        plan = []
+        for response_name, field_details_list in grouped.items():
+            node = field_details_list[0].node
+            leaf = self._leaves.get((parent_type.name, node.name.value))
+            if leaf is None or node.arguments:
+                return None
+            plan.append((response_name, leaf))
+        return tuple(plan)
+
+    def collect_and_execute_subfields(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
+        if self._leaves and not new_defer_usages:
+            # collect_subfields memoises on the same key and keeps the list alive, so the id
+            # stays this selection's for the whole execution.
+            key = (return_type, id(field_details_list))
+            try:
+                plan = self._plans[key]
+            except KeyError:
+                plan = self._plans[key] = self._plan(return_type, grouped)
+            if plan:
+                answer = self._answer(plan, result)
+                if answer is not None:
+                    return answer
+        return self.execute_collected_subfields(
+            return_type, result, path, grouped, new_defer_usages, position_context
+        )
+
+    @staticmethod
+    def _answer(plan: tuple[tuple[str, _Leaf], ...], source: Any) -> dict[str, Any] | None:
+        """The object's data, or ``None`` when a value needs graphql-core's path (an error)."""
+        out: dict[str, Any] = {}
+        for response_name, leaf in plan:
+            value = getattr(source, leaf.python_name, Undefined)
+            if value is None:
+                if not leaf.nullable:
+                    return None
+                out[response_name] = None
+                continue
+            if value is Undefined or isinstance(value, Exception):
+                return None
+            try:
+                coerced = leaf.coerce(value)
+            except Exception:
+                return None
+            if coerced is None or coerced is Undefined:
+                return None
+            out[response_name] = coerced
+        return out
 
     def execute_field(
         self,
