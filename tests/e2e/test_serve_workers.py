@@ -263,9 +263,10 @@ Supervisor(config, reuse_port={reuse_port}).run()
 """
 
 
-async def test_without_reuse_port_the_workers_share_one_socket(tmp_path: Path) -> None:
-    """The fallback for systems without SO_REUSEPORT: the supervisor binds one socket that both
-    workers listen on, serves, and stops both cleanly on SIGTERM."""
+@asynccontextmanager
+async def supervise(tmp_path: Path, *, healthcheck: int, reuse_port: bool) -> AsyncIterator[Served]:
+    """The supervisor run by :data:`FALLBACK` with these settings, two workers on the seed graph,
+    ready; stopped with SIGTERM afterwards, which must end it cleanly."""
     db = tmp_path / "graph.db"
     await seed_graph(db)
     port = free_port()
@@ -274,7 +275,7 @@ async def test_without_reuse_port_the_workers_share_one_socket(tmp_path: Path) -
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            FALLBACK.format(port=port, healthcheck=60, reuse_port=False),
+            FALLBACK.format(port=port, healthcheck=healthcheck, reuse_port=reuse_port),
             env=server_env(MUSICGRAPH_DB=str(db), MUSICGRAPH_WORKERS="2"),
             stdout=out,
             stderr=out,
@@ -282,12 +283,19 @@ async def test_without_reuse_port_the_workers_share_one_socket(tmp_path: Path) -
     served = Served(f"http://127.0.0.1:{port}", port, proc, log)
     try:
         await wait_until_ready(served.url, proc)
-        held = await served.workers_listening()
-        assert len({s for sockets in held.values() for s in sockets}) == 1, held
-        assert '"sockets": "shared"' in log.read_text()
+        yield served
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 90) == 0, log.read_text()[-3000:]
+
+
+async def test_without_reuse_port_the_workers_share_one_socket(tmp_path: Path) -> None:
+    """The fallback for systems without SO_REUSEPORT: the supervisor binds one socket that both
+    workers listen on, serves, and stops both cleanly on SIGTERM."""
+    async with supervise(tmp_path, healthcheck=60, reuse_port=False) as served:
+        held = await served.workers_listening()
+        assert len({s for sockets in held.values() for s in sockets}) == 1, held
+        assert '"sockets": "shared"' in served.log.read_text()
 
 
 async def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
@@ -308,22 +316,8 @@ async def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None
 async def test_a_worker_that_stops_answering_is_killed_and_replaced(tmp_path: Path) -> None:
     """A worker that stops answering the supervisor's pings (here: SIGSTOP) for
     ``timeout_worker_healthcheck`` seconds (2 here) is killed, logged as such, and replaced."""
-    db = tmp_path / "graph.db"
-    await seed_graph(db)
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            FALLBACK.format(port=port, healthcheck=2, reuse_port=True),
-            env=server_env(MUSICGRAPH_DB=str(db), MUSICGRAPH_WORKERS="2"),
-            stdout=out,
-            stderr=out,
-        )
-    served = Served(f"http://127.0.0.1:{port}", port, proc, log)
-    try:
-        await wait_until_ready(served.url, proc)
+    async with supervise(tmp_path, healthcheck=2, reuse_port=True) as served:
+        proc, port, log = served.proc, served.port, served.log
         before = await served.workers_listening()
         for _ in range(300):  # the supervisor has seen both start
             if '"event": "all workers started"' in log.read_text():
@@ -340,6 +334,3 @@ async def test_a_worker_that_stops_answering_is_killed_and_replaced(tmp_path: Pa
         assert len(after) == 2 and victim not in after, (before, after)
         text = log.read_text()
         assert f'"pid": {victim}, "reason": "did not answer the supervisor for 2 s; killed"' in text
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 90) == 0, log.read_text()[-3000:]
