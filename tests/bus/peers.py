@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from musicgraph.events import Event
+from musicgraph.events import TOPICS, Event, EventBus, Subscription
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,3 +90,58 @@ class Peer:
                     health: dict[str, Any] = body["health"]
                     return health
                 self.heard.append(Event(body["topic"], body["payload"], user_id=body["user_id"]))
+
+
+LISTEN = Event(
+    "listens.recorded",
+    {"listens": [{"track_id": "t1", "listened_at": 1_700_000_000, "skipped": False}]},
+    user_id="u1",
+)
+
+
+def drain(sub: Subscription) -> list[Event]:
+    out = []
+    while not sub.queue.empty():
+        out.append(sub.queue.get_nowait())
+    return out
+
+
+async def heard_until(sub: Subscription, marker: Event, *, within: float = 10.0) -> list[Event]:
+    """What ``sub`` hears up to and including ``marker``."""
+    out: list[Event] = []
+    async with asyncio.timeout(within):
+        while not out or out[-1] != marker:
+            out.append(await sub.get())
+    return out
+
+
+async def exchange_both_ways(bus: EventBus, kind: str, where: str | Path) -> Peer:
+    """With ``bus`` started here and a peer process on the same ``kind`` of bus at ``where``:
+    events published here reach the peer once (recommendations.updated stays home), the peer's
+    reach this process's subscribers once, nothing is echoed, and the bus counts two sent and two
+    received. Returns the peer (closed) for further checks of what it heard."""
+    sub = bus.subscribe(TOPICS)  # type: ignore[arg-type]
+    async with Peer(kind, where) as peer:
+        marker = Event("tags.changed", {"marker": "from-here"})
+        bus.publish(LISTEN)
+        bus.publish(Event("recommendations.updated", {"kinds": ["track"]}, user_id="u1"))
+        bus.publish(marker)
+        assert await peer.until("tags.changed") == [LISTEN, marker]
+
+        theirs = Event("ratings.changed", {"track_id": "t1", "score": 1}, user_id="u2")
+        their_marker = Event("tags.changed", {"marker": "from-there"})
+        peer.publish(theirs)
+        peer.publish(their_marker)
+        heard = await heard_until(sub, their_marker)
+        await asyncio.sleep(0.3)  # several polls: room for a duplicate or an echo to show up
+        heard += drain(sub)
+        assert heard == [
+            LISTEN,
+            Event("recommendations.updated", {"kinds": ["track"]}, user_id="u1"),
+            marker,
+            theirs,
+            their_marker,
+        ]
+        health = bus.health()
+        assert health["ok"] and health["sent"] == 2 and health["received"] == 2
+    return peer

@@ -12,10 +12,9 @@ import pytest
 from musicgraph.bus import OutboxEventBus
 from musicgraph.bus.outbox import OUTBOX_TABLE, outbox_path
 from musicgraph.errors import StoreError
-from musicgraph.events import TOPICS, Event
+from musicgraph.events import Event
 from musicgraph.graph.sqlite_store import SqliteGraphStore
-from tests.bus.peers import Peer
-from tests.bus.test_redis_bus import LISTEN, drain, heard_until
+from tests.bus.peers import exchange_both_ways
 
 
 async def store_file(tmp_path: Path) -> Path:
@@ -39,30 +38,7 @@ async def test_events_cross_once_each_way(tmp_path: Path) -> None:
     bus = OutboxEventBus(path, interval=0.05)
     await bus.start()
     try:
-        sub = bus.subscribe(TOPICS)  # type: ignore[arg-type]
-        async with Peer("outbox", path) as peer:
-            marker = Event("tags.changed", {"marker": "from-here"})
-            bus.publish(LISTEN)
-            bus.publish(Event("recommendations.updated", {"kinds": ["track"]}, user_id="u1"))
-            bus.publish(marker)
-            assert await peer.until("tags.changed") == [LISTEN, marker]
-
-            theirs = Event("ratings.changed", {"track_id": "t1", "score": 1}, user_id="u2")
-            their_marker = Event("tags.changed", {"marker": "from-there"})
-            peer.publish(theirs)
-            peer.publish(their_marker)
-            heard = await heard_until(sub, their_marker)
-            await asyncio.sleep(0.3)  # several polls: room for a duplicate or an echo
-            heard += drain(sub)
-            assert heard == [
-                LISTEN,
-                Event("recommendations.updated", {"kinds": ["track"]}, user_id="u1"),
-                marker,
-                theirs,
-                their_marker,
-            ]
-            health = bus.health()
-            assert health["ok"] and health["sent"] == 2 and health["received"] == 2
+        await exchange_both_ways(bus, "outbox", path)
     finally:
         await bus.close()
 

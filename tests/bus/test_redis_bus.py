@@ -11,31 +11,9 @@ from structlog.testing import capture_logs
 
 from musicgraph.bus import RedisEventBus
 from musicgraph.errors import ConfigError
-from musicgraph.events import TOPICS, Event, Subscription
-from tests.bus.peers import Peer
+from musicgraph.events import Event
+from tests.bus.peers import LISTEN, Peer, drain, exchange_both_ways
 from tests.support.redis_server import free_port, running_redis
-
-LISTEN = Event(
-    "listens.recorded",
-    {"listens": [{"track_id": "t1", "listened_at": 1_700_000_000, "skipped": False}]},
-    user_id="u1",
-)
-
-
-def drain(sub: Subscription) -> list[Event]:
-    out = []
-    while not sub.queue.empty():
-        out.append(sub.queue.get_nowait())
-    return out
-
-
-async def heard_until(sub: Subscription, marker: Event, *, within: float = 10.0) -> list[Event]:
-    """What ``sub`` hears up to and including ``marker``."""
-    out: list[Event] = []
-    async with asyncio.timeout(within):
-        while not out or out[-1] != marker:
-            out.append(await sub.get())
-    return out
 
 
 async def wait_for(condition: Any, *, within: float = 15.0) -> None:
@@ -53,31 +31,8 @@ async def test_events_cross_once_each_way(redis_url: str) -> None:
     bus = RedisEventBus(redis_url)
     await bus.start()
     try:
-        sub = bus.subscribe(TOPICS)  # type: ignore[arg-type]
-        async with Peer("redis", redis_url) as peer:
-            marker = Event("tags.changed", {"marker": "from-here"})
-            bus.publish(LISTEN)
-            bus.publish(Event("recommendations.updated", {"kinds": ["track"]}, user_id="u1"))
-            bus.publish(marker)
-            assert await peer.until("tags.changed") == [LISTEN, marker]
-
-            theirs = Event("ratings.changed", {"track_id": "t1", "score": 1}, user_id="u2")
-            their_marker = Event("tags.changed", {"marker": "from-there"})
-            peer.publish(theirs)
-            peer.publish(their_marker)
-            heard = await heard_until(sub, their_marker)
-            await asyncio.sleep(0.3)  # room for a duplicate or an echo to show up
-            heard += drain(sub)
-            assert heard == [
-                LISTEN,
-                Event("recommendations.updated", {"kinds": ["track"]}, user_id="u1"),
-                marker,
-                theirs,
-                their_marker,
-            ]
-            assert peer.heard.count(LISTEN) == 1
-            health = bus.health()
-            assert health["ok"] and health["sent"] == 2 and health["received"] == 2
+        peer = await exchange_both_ways(bus, "redis", redis_url)
+        assert peer.heard.count(LISTEN) == 1
     finally:
         await bus.close()
 
