@@ -184,6 +184,20 @@ async def test_a_killed_worker_is_replaced(tmp_path: Path) -> None:
     assert all(gone(pid) for pid in after)
 
 
+async def serve_until_exit(db: Path, port: int, *, within: float) -> tuple[int | None, str]:
+    """``musicgraph serve --workers 2`` on ``db`` and ``port``, expected to end by itself:
+    its exit code and what it wrote to stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "musicgraph.cli", "serve", "--db", str(db)),
+        *("--port", str(port), "--workers", "2"),
+        env=server_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, raw = await asyncio.wait_for(proc.communicate(), within)
+    return proc.returncode, raw.decode()
+
+
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "so_reuseport"])
 async def test_a_taken_port_is_refused_with_its_number(tmp_path: Path, reuse_port: bool) -> None:
     """``serve --workers 2`` on a port another server listens on (also one whose socket allows
@@ -197,16 +211,8 @@ async def test_a_taken_port_is_refused_with_its_number(tmp_path: Path, reuse_por
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "musicgraph.cli", "serve", "--db", str(db)),
-            *("--port", str(port), "--workers", "2"),
-            env=server_env(),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, raw = await asyncio.wait_for(proc.communicate(), 60)
-    stderr = raw.decode()
-    assert proc.returncode == 1, stderr
+        returncode, stderr = await serve_until_exit(db, port, within=60)
+    assert returncode == 1, stderr
     assert f"cannot listen on 127.0.0.1:{port}: port {port} is in use" in stderr
     assert "worker started" not in stderr and "Started server process" not in stderr
 
@@ -217,16 +223,8 @@ async def test_workers_that_cannot_start_stop_the_server(tmp_path: Path) -> None
     them forever."""
     db = tmp_path / "not-a-file.db"
     db.mkdir()
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "musicgraph.cli", "serve", "--db", str(db)),
-        *("--port", str(free_port()), "--workers", "2"),
-        env=server_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, raw = await asyncio.wait_for(proc.communicate(), 90)
-    stderr = raw.decode()
-    assert proc.returncode == 1, stderr
+    returncode, stderr = await serve_until_exit(db, free_port(), within=90)
+    assert returncode == 1, stderr
     assert "could not start (exit code 3" in stderr
     assert "before all 2 workers had started; stopping" in stderr
     assert "worker died; replacing it" not in stderr
