@@ -3,8 +3,9 @@ attributes skip graphql-core's resolver machinery, without changing any answer o
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -33,8 +34,71 @@ class Box:
     leaf: Leaf
 
 
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Tag(Named):
+    uses: int
+
+
+@strawberry.type
+class Other:
+    note: str
+
+
+@strawberry.type
+class Shelf:
+    boxes: list[Box]
+    maybe_boxes: list[Box | None] | None = None
+    first: Box | None = None
+    strict: Box = strawberry.field(default_factory=lambda: Box(leaf=Leaf(name="s", size=2)))
+    named: list[Named] = strawberry.field(default_factory=list)
+    either: list[Annotated[Tag | Other, strawberry.union("Either")]] = strawberry.field(
+        default_factory=list
+    )
+
+    @strawberry.field
+    def counted(self) -> int:
+        return len(self.boxes)
+
+    @strawberry.field
+    async def later(self) -> Leaf:
+        return self.boxes[0].leaf
+
+    @strawberry.field
+    async def failing(self) -> Leaf:
+        raise ValueError("this resolver fails")
+
+
+def _shelf(boxes: list[Any], **kwargs: Any) -> Shelf:
+    return Shelf(boxes=boxes, **kwargs)
+
+
 @strawberry.type
 class Root:
+    @strawberry.field
+    def shelf(self) -> Shelf:
+        return _shelf(
+            [Box(leaf=Leaf(name="a", size=1)), Box(leaf=Leaf(name="b", size=2, maybe="m"))],
+            maybe_boxes=[None, Box(leaf=Leaf(name="c", size=3))],
+            named=[Tag(name="t", uses=4)],
+            either=[Tag(name="u", uses=5), Other(note="o")],
+        )
+
+    @strawberry.field
+    def bad_shelf(self) -> Shelf | None:
+        return _shelf(
+            [Box(leaf=None), Box(leaf=Leaf(name="b", size=2))],  # type: ignore[arg-type]
+            maybe_boxes=[Box(leaf=Leaf(name=None, size=1))],  # type: ignore[arg-type]
+            first=Box(leaf=Leaf(name="f", size="x")),  # type: ignore[arg-type]
+            strict=None,
+            named=[Other(note="not named")],  # type: ignore[list-item]
+            either=["a string"],  # type: ignore[list-item]
+        )
+
     @strawberry.field
     def box(self, info: Info) -> Box:
         seen["leaf.name"] = selects(info, "leaf", "name")
@@ -48,9 +112,11 @@ class Root:
 
 def execute(query: str, *, fast: bool) -> Any:
     schema = strawberry.Schema(
-        query=Root, execution_context_class=FastLeafExecutionContext if fast else None
+        query=Root,
+        types=[Tag],
+        execution_context_class=FastLeafExecutionContext if fast else None,
     )
-    return schema.execute_sync(query)
+    return asyncio.run(schema.execute(query))
 
 
 def test_selects_looks_through_fragments_and_aliases() -> None:
@@ -60,9 +126,11 @@ def test_selects_looks_through_fragments_and_aliases() -> None:
     assert seen == {"leaf.name": True, "leaf.size": False}
 
 
-def test_fast_leaves_answer_and_fail_as_graphql_core_does() -> None:
-    """Plain scalar fields give the same data, and the same errors for a null in a non-null
-    field or a value the scalar refuses, with and without the fast path."""
+def test_fast_paths_answer_and_fail_as_graphql_core_does() -> None:
+    """Plain scalar and object fields (lists, nulls, interfaces, unions, fields with resolvers
+    below them) give the same data, and the same errors at the same paths for a null in a
+    non-null field, a value the scalar refuses, an object of the wrong type or a failing
+    resolver, with and without the fast paths."""
     for query in (
         "{ box { leaf { name size maybe } } }",
         "{ box { leaf { a: name b: name size ... on Leaf { maybe } } } }",
@@ -70,10 +138,25 @@ def test_fast_leaves_answer_and_fail_as_graphql_core_does() -> None:
         "{ broken { name } }",
         "{ broken { size } }",
         "{ broken { size maybe } }",
+        "{ shelf { boxes { leaf { name size maybe } } maybeBoxes { leaf { name } } first { "
+        "leaf { name } } strict { leaf { size } } named { name ... on Tag { uses } } "
+        "either { __typename ... on Tag { name uses } ... on Other { note } } } }",
+        "{ shelf { boxes { leaf { n: name n2: name ...on Leaf { size } } } later { name } } }",
+        "{ shelf { boxes { leaf @skip(if: true) { name } } } }",
+        "{ shelf { strict { leaf { name } } failing { name } } }",
+        "{ badShelf { boxes { leaf { name } } } }",
+        "{ badShelf { maybeBoxes { leaf { name } } } }",
+        "{ badShelf { first { leaf { size } } } }",
+        "{ badShelf { strict { leaf { size } } } }",
+        "{ badShelf { named { name } } }",
+        "{ badShelf { either { __typename } } }",
+        "{ badShelf { counted } shelf { first { leaf { name } } } }",
     ):
         fast, plain = execute(query, fast=True), execute(query, fast=False)
-        assert fast.data == plain.data
-        assert [e.formatted for e in fast.errors or []] == [e.formatted for e in plain.errors or []]
+        assert fast.data == plain.data, query
+        assert [e.formatted for e in fast.errors or []] == [
+            e.formatted for e in plain.errors or []
+        ], query
     assert execute("{ broken { size } }", fast=True).errors
 
 
@@ -85,17 +168,19 @@ class CountingContext(FastLeafExecutionContext):
         return super().execute_field(parent_type, source, details, *rest)
 
 
-def test_an_object_of_plain_leaves_is_answered_in_one_step() -> None:
-    """An object whose selected fields are all plain leaves never reaches per-field execution;
-    one with a field that is not (``__typename``) goes field by field."""
+def test_plain_objects_and_leaves_are_answered_without_per_field_execution() -> None:
+    """Below a field with a resolver, plain attributes (objects and leaves, and ``__typename``)
+    never reach per-field execution; only fields with resolvers do."""
     schema = strawberry.Schema(query=Root, execution_context_class=CountingContext)
     CountingContext.fields = []
-    result = schema.execute_sync("{ box { leaf { name size maybe } } }")
-    assert result.data == {"box": {"leaf": {"name": "x", "size": 1, "maybe": None}}}
-    assert CountingContext.fields == ["box", "leaf"]
+    result = schema.execute_sync("{ box { leaf { name size maybe __typename } } }")
+    assert result.data == {
+        "box": {"leaf": {"name": "x", "size": 1, "maybe": None, "__typename": "Leaf"}}
+    }
+    assert CountingContext.fields == ["box"]
     CountingContext.fields = []
-    schema.execute_sync("{ box { leaf { name __typename } } }")
-    assert CountingContext.fields == ["box", "leaf", "name", "__typename"]
+    schema.execute_sync("{ shelf { boxes { leaf { name } } counted } }")
+    assert CountingContext.fields == ["shelf", "counted"]
 
 
 async def test_listen_tracks_are_loaded_only_when_selected(tmp_path: Path) -> None:

@@ -1,27 +1,32 @@
-"""A faster path through graphql-core for the most common field: a plain attribute of a scalar or
-enum type.
+"""Faster paths through graphql-core for the fields that only read an attribute.
 
 graphql-core executes every field the same way: it builds a ``GraphQLResolveInfo``, calls
 Strawberry's resolver wrapper (which calls ``getattr``), then completes the value through the
-non-null wrapper and the leaf type. A recommendation list with its reasons is several hundred such
-fields, and that machinery was most of the request's CPU. For a field that Strawberry itself
-treats as basic (no resolver, no field extensions, no arguments) and whose type is a scalar or an
-enum, :class:`FastLeafExecutionContext` reads the attribute and coerces it directly; whenever the
-value is anything but plainly valid (``None`` for a non-null field, an exception, a value the
-scalar refuses) it hands the field to graphql-core's own path, so errors are reported exactly as
-before. An object whose selected fields are all such leaves (a reason's ``seedId seedKind share
-evidence``, an artist's ``id name``) is answered in one loop, without graphql-core's per-field
-paths and completion; if any of its values is not plainly valid, the whole object goes through
-graphql-core's path instead. Schema extensions that wrap resolvers (``resolve`` hooks, middleware) turn the fast path
+non-null wrapper, the list and the object or leaf type. A user page or a recommendation list is
+several hundred such fields, and that machinery was most of the request's CPU.
+
+:class:`FastLeafExecutionContext` plans each object selection once per request: a field that
+Strawberry itself treats as basic (no resolver, no field extensions, no arguments) is read with
+``getattr``; a scalar or enum is coerced in place; an object, a list of objects or an interface or
+union of Strawberry objects is completed recursively with its own plan (its type checked as
+graphql-core checks it); ``__typename`` is the type's name; every other field (a resolver,
+arguments, ``@stream``, ``@defer`` below) goes through graphql-core's ``execute_field``. Whenever
+a value is anything but plainly valid (``None`` for a non-null field, an exception, a value the
+scalar refuses, an object of another type, not a list), that field is executed again by
+graphql-core, so errors are reported exactly as before, at the same path and with the same nulls;
+errors of resolvers below a planned field are handled at each level as graphql-core handles
+them. Schema extensions that wrap resolvers (``resolve`` hooks, middleware) turn the fast paths
 off for the request.
 
 :func:`install_prefetched` does the same for object fields whose resolver only returns what the
 parent attached (a listen's track, a track's artists): it answers them with the attribute when
-it is set, and calls the resolver through Strawberry otherwise.
+it is set, and calls the resolver through Strawberry otherwise; the plans read that attribute
+directly.
 """
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -30,14 +35,18 @@ from weakref import WeakKeyDictionary
 from graphql import (
     GraphQLEnumType,
     GraphQLFieldResolver,
+    GraphQLInterfaceType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLResolveInfoHelpers,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLUnionType,
     Undefined,
 )
-from graphql.pyutils import Path
+from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
@@ -51,9 +60,6 @@ class _Leaf(NamedTuple):
 
 
 _Table = dict[tuple[str, str], _Leaf]
-#: An object selection answered in one loop: (response name, leaf) per selected field, or
-#: ``None`` when some selected field is not a fast leaf.
-_Plan = tuple[tuple[str, _Leaf], ...] | None
 _tables: WeakKeyDictionary[GraphQLSchema, _Table] = WeakKeyDictionary()
 
 
@@ -111,27 +117,112 @@ def weak_async_helpers(executor: Any) -> None:
     executor.async_helpers = GraphQLResolveInfoHelpers(gather=gather, track=track)
 
 
+#: ``_Entry.kind``: a plain leaf, an object (or list of objects) read from an attribute, the
+#: ``__typename`` meta field, or any other field (graphql-core's ``execute_field``)
+_LEAF, _OBJECT, _TYPENAME, _OTHER = range(4)
+#: a value the fast path does not complete (the field goes through graphql-core instead)
+_MISS: Any = object()
+_KEPT_DIRECTIVES = frozenset(("skip", "include"))  # applied when fields are collected
+
+
+class _Entry(NamedTuple):
+    """One selected field of an object selection (see :meth:`FastLeafExecutionContext._plan`)."""
+
+    name: str  # response name
+    kind: int
+    leaf: _Leaf | None
+    attr: str  # _OBJECT: the attribute holding the value
+    flag: str | None  # _OBJECT: the attribute that says ``attr`` is set (prefetched); None: always
+    type_: GraphQLOutputType  # _OBJECT: the field's type
+    details: Any  # the field details list
+
+
+_Plan = tuple[_Entry, ...] | None
+_Plans = dict[tuple[GraphQLObjectType, int], _Plan]
+
+
+def _generated_is_type_of(type_: GraphQLObjectType) -> bool:
+    """Whether ``type_`` has no ``is_type_of`` or Strawberry's own (an ``isinstance`` check that
+    ignores its info argument)."""
+    check = type_.is_type_of
+    return check is None or getattr(check, "__qualname__", "").endswith(
+        "_get_is_type_of.<locals>.is_type_of"
+    )
+
+
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context with the plain-attribute leaf fast path."""
+    """Strawberry's execution context with the plain-attribute fast paths."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         manager = self.middleware_manager
-        self._leaves = (
-            _leaf_table(self.schema) if manager is None or not manager.middlewares else {}
-        )
-        self._plans: dict[tuple[GraphQLObjectType, int], _Plan] = {}
+        self._fast = manager is None or not manager.middlewares
+        self._leaves = _leaf_table(self.schema) if self._fast else {}
+        self._plans: _Plans = {}
         weak_async_helpers(self)
 
+    # --- plans ------------------------------------------------------------------------------
+
+    def _entry(self, parent_type: GraphQLObjectType, name: str, details: Any) -> _Entry:
+        node = details[0].node
+        field_name = node.name.value
+        other = _Entry(name, _OTHER, None, "", None, parent_type, details)
+        if node.arguments:
+            return other
+        if field_name == "__typename":
+            return other._replace(kind=_TYPENAME)
+        leaf = self._leaves.get((parent_type.name, field_name))
+        if leaf is not None:
+            return other._replace(kind=_LEAF, leaf=leaf)
+        if any(d.name.value not in _KEPT_DIRECTIVES for d in node.directives or ()):
+            return other  # @stream and the like: graphql-core's path
+        field = parent_type.fields.get(field_name)
+        if field is None or field.args:
+            return other
+        definition = (field.extensions or {}).get("strawberry-definition")
+        if not isinstance(definition, StrawberryField):
+            return other
+        inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+        if isinstance(inner, GraphQLList):
+            inner = (
+                inner.of_type.of_type
+                if isinstance(inner.of_type, GraphQLNonNull)
+                else inner.of_type
+            )
+        if not isinstance(inner, (GraphQLObjectType, GraphQLUnionType, GraphQLInterfaceType)):
+            return other  # a leaf with a resolver, or a list of lists
+        if getattr(field.resolve, _SHORTCUT, False):
+            metadata: Mapping[str, Any] = definition.metadata or {}
+            flag, value = metadata[PREFETCHED]
+            return other._replace(kind=_OBJECT, attr=value, flag=flag, type_=field.type)
+        if (
+            definition.is_basic_field
+            and getattr(field.resolve, "_is_default", False)
+            and definition.default_resolver is getattr
+            and not definition.extensions
+            and not definition.permission_classes
+        ):
+            return other._replace(kind=_OBJECT, attr=definition.python_name, type_=field.type)
+        return other
+
     def _plan(self, parent_type: GraphQLObjectType, grouped: Mapping[str, Any]) -> _Plan:
-        plan = []
-        for response_name, field_details_list in grouped.items():
-            node = field_details_list[0].node
-            leaf = self._leaves.get((parent_type.name, node.name.value))
-            if leaf is None or node.arguments:
-                return None
-            plan.append((response_name, leaf))
-        return tuple(plan)
+        """How to answer an object selection, field by field; ``None`` when no field is faster
+        than graphql-core's own path."""
+        plan = tuple(self._entry(parent_type, name, details) for name, details in grouped.items())
+        return plan if any(e.kind != _OTHER for e in plan) else None
+
+    def _plan_for(self, type_: GraphQLObjectType, details: Any) -> tuple[_Plan, Any, Any]:
+        grouped, new_defer_usages, _ = self.collect_subfields(type_, details)
+        if new_defer_usages:
+            return None, grouped, new_defer_usages
+        # collect_subfields memoises on the same key and keeps the list alive, so the id stays
+        # this selection's for the whole execution.
+        key = (type_, id(details))
+        try:
+            plan = self._plans[key]
+        except KeyError:
+            plan = self._plans[key] = self._plan(type_, grouped)
+        return plan, grouped, new_defer_usages
 
     def collect_and_execute_subfields(
         self,
@@ -141,44 +232,204 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         result: Any,
         position_context: Any,
     ) -> Any:
-        grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
-        if self._leaves and not new_defer_usages:
-            # collect_subfields memoises on the same key and keeps the list alive, so the id
-            # stays this selection's for the whole execution.
-            key = (return_type, id(field_details_list))
-            try:
-                plan = self._plans[key]
-            except KeyError:
-                plan = self._plans[key] = self._plan(return_type, grouped)
-            if plan:
-                answer = self._answer(plan, result)
-                if answer is not None:
-                    return answer
+        if self._fast:
+            plan, grouped, new_defer_usages = self._plan_for(return_type, field_details_list)
+            if plan is not None:
+                return self._answer(return_type, plan, result, path)
+        else:
+            grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
         return self.execute_collected_subfields(
             return_type, result, path, grouped, new_defer_usages, position_context
         )
 
-    @staticmethod
-    def _answer(plan: tuple[tuple[str, _Leaf], ...], source: Any) -> dict[str, Any] | None:
-        """The object's data, or ``None`` when a value needs graphql-core's path (an error)."""
+    # --- answering ----------------------------------------------------------------------------
+
+    def _answer(
+        self, parent_type: GraphQLObjectType, plan: tuple[_Entry, ...], source: Any, path: Path
+    ) -> Any:
+        """The object's data (or an awaitable of it), as ``execute_fields`` gives it: plain
+        leaves coerced in place, objects read from attributes completed recursively, and every
+        field whose value is not plainly valid executed by graphql-core (which reports it)."""
         out: dict[str, Any] = {}
-        for response_name, leaf in plan:
-            value = getattr(source, leaf.python_name, Undefined)
-            if value is None:
-                if not leaf.nullable:
-                    return None
-                out[response_name] = None
+        pending: list[str] | None = None
+        for entry in plan:
+            kind = entry.kind
+            if kind == _LEAF:
+                leaf = entry.leaf
+                assert leaf is not None
+                value = getattr(source, leaf.python_name, Undefined)
+                if value is None:
+                    if leaf.nullable:
+                        out[entry.name] = None
+                        continue
+                elif value is not Undefined and not isinstance(value, Exception):
+                    try:
+                        coerced = leaf.coerce(value)
+                    except Exception:
+                        coerced = None  # graphql-core's path reports it
+                    if coerced is not None and coerced is not Undefined:
+                        out[entry.name] = coerced
+                        continue
+                result = self.execute_field(
+                    parent_type,
+                    source,
+                    entry.details,
+                    Path(path, entry.name, parent_type.name),
+                    None,
+                )
+            elif kind == _TYPENAME:
+                out[entry.name] = parent_type.name
                 continue
-            if value is Undefined or isinstance(value, Exception):
-                return None
-            try:
-                coerced = leaf.coerce(value)
-            except Exception:
-                return None
-            if coerced is None or coerced is Undefined:
-                return None
-            out[response_name] = coerced
+            elif kind == _OBJECT:
+                field_path = Path(path, entry.name, parent_type.name)
+                result = _MISS
+                if entry.flag is None or getattr(source, entry.flag, False):
+                    value = getattr(source, entry.attr, _MISS)
+                    if value is not _MISS and not isinstance(value, Exception):
+                        try:
+                            result = self._complete(entry, value, field_path)
+                        except Exception as error:
+                            self.handle_field_error(error, entry.type_, entry.details, field_path)
+                            result = None
+                if result is _MISS:
+                    result = self.execute_field(
+                        parent_type, source, entry.details, field_path, None
+                    )
+            else:
+                result = self.execute_field(
+                    parent_type,
+                    source,
+                    entry.details,
+                    Path(path, entry.name, parent_type.name),
+                    None,
+                )
+            if result is Undefined:
+                continue
+            out[entry.name] = result
+            if self.is_awaitable(result):
+                if pending is None:
+                    pending = []
+                pending.append(entry.name)
+        if pending is None:
+            return out
+        return self._settle_fields(out, pending)
+
+    async def _settle_fields(self, out: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+        if len(pending) == 1:
+            out[pending[0]] = await out[pending[0]]
+        else:
+            values = await gather_with_cancel(*(out[name] for name in pending))
+            out.update(zip(pending, values, strict=True))
         return out
+
+    def _complete(self, entry: _Entry, value: Any, path: Path) -> Any:
+        """``value`` completed as ``entry``'s type, or ``_MISS`` when graphql-core must do it (a
+        null where none may be, not a list, an object of an unexpected type); an awaitable
+        reports its errors at this field, as graphql-core's would."""
+        type_: Any = entry.type_
+        non_null = isinstance(type_, GraphQLNonNull)
+        if non_null:
+            type_ = type_.of_type
+        if value is None:
+            return _MISS if non_null else None
+        if isinstance(type_, GraphQLList):
+            if not isinstance(value, (list, tuple)):
+                return _MISS
+            result = self._complete_list(type_.of_type, entry.details, value, path)
+        else:
+            result = self._complete_object(type_, entry.details, value, path)
+        if result is _MISS or not self.is_awaitable(result):
+            return result
+        return self._guard(result, entry.type_, entry.details, path)
+
+    async def _guard(
+        self, awaitable: Any, type_: GraphQLOutputType, details: Any, path: Path
+    ) -> Any:
+        try:
+            return await awaitable
+        except Exception as error:
+            self.handle_field_error(error, type_, details, path)
+            return None
+
+    def _complete_list(
+        self, item_type: GraphQLOutputType, details: Any, items: Any, path: Path
+    ) -> Any:
+        non_null = isinstance(item_type, GraphQLNonNull)
+        named: Any = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        out: list[Any] = []
+        pending: list[int] | None = None
+        for index, item in enumerate(items):
+            if item is None:
+                if non_null:
+                    self._drop(out, pending)
+                    return _MISS
+                out.append(None)
+                continue
+            item_path = Path(path, index, None)
+            try:
+                completed = self._complete_object(named, details, item, item_path)
+            except Exception as error:
+                if pending:
+                    self.settle_in_background([out[i] for i in pending])
+                    pending = None
+                self.handle_field_error(error, item_type, details, item_path)
+                completed = None
+            if completed is _MISS:
+                self._drop(out, pending)
+                return _MISS
+            if self.is_awaitable(completed):
+                if pending is None:
+                    pending = []
+                pending.append(index)
+                completed = self._guard(completed, item_type, details, item_path)
+            out.append(completed)
+        if pending is None:
+            return out
+        return self._settle_items(out, pending)
+
+    async def _settle_items(self, out: list[Any], pending: list[int]) -> list[Any]:
+        if len(pending) == 1:
+            out[pending[0]] = await out[pending[0]]
+        else:
+            values = await gather_with_cancel(*(out[i] for i in pending))
+            for i, value in zip(pending, values, strict=True):
+                out[i] = value
+        return out
+
+    @staticmethod
+    def _drop(out: list[Any], pending: list[int] | None) -> None:
+        """Close the not yet started completions of an abandoned list (graphql-core redoes it)."""
+        for i in pending or ():
+            if inspect.iscoroutine(out[i]):
+                out[i].close()
+
+    def _complete_object(self, type_: Any, details: Any, value: Any, path: Path) -> Any:
+        if not isinstance(type_, GraphQLObjectType):
+            type_ = self._runtime_type(type_, value)
+            if type_ is None:
+                return _MISS
+        check = type_.is_type_of
+        if check is not None and (not _generated_is_type_of(type_) or not check(value, None)):
+            return _MISS
+        plan, grouped, new_defer_usages = self._plan_for(type_, details)
+        if plan is None:
+            return self.execute_collected_subfields(
+                type_, value, path, grouped, new_defer_usages, None
+            )
+        return self._answer(type_, plan, value, path)
+
+    def _runtime_type(self, abstract: Any, value: Any) -> GraphQLObjectType | None:
+        """The object type of a Strawberry object in an interface or union field, when it is
+        one of the field's possible types (otherwise graphql-core resolves it)."""
+        definition = getattr(type(value), "__strawberry_definition__", None)
+        if definition is None or not isinstance(abstract, (GraphQLUnionType, GraphQLInterfaceType)):
+            return None
+        runtime = self.schema.get_type(definition.name)
+        if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(
+            abstract, runtime
+        ):
+            return None
+        return runtime
 
     def execute_field(
         self,
