@@ -34,6 +34,7 @@ from weakref import WeakKeyDictionary
 
 from graphql import (
     GraphQLEnumType,
+    GraphQLField,
     GraphQLFieldResolver,
     GraphQLInterfaceType,
     GraphQLList,
@@ -59,12 +60,77 @@ class _Leaf(NamedTuple):
     nullable: bool
 
 
-_Table = dict[tuple[str, str], _Leaf]
+#: ``_Entry.kind``: a plain leaf, an object (or list of objects) read from an attribute, the
+#: ``__typename`` meta field, or any other field (graphql-core's ``execute_field``)
+_LEAF, _OBJECT, _TYPENAME, _OTHER = range(4)
+#: a value the fast path does not complete (the field goes through graphql-core instead)
+_MISS: Any = object()
+_KEPT_DIRECTIVES = frozenset(("skip", "include"))  # applied when fields are collected
+
+
+class _Entry(NamedTuple):
+    """One selected field of an object selection (see :meth:`FastLeafExecutionContext._plan`)."""
+
+    name: str  # response name
+    kind: int
+    leaf: _Leaf | None
+    attr: str  # _OBJECT: the attribute holding the value
+    flag: str | None  # _OBJECT: the attribute that says ``attr`` is set (prefetched); None: always
+    type_: GraphQLOutputType  # _OBJECT: the field's type
+    details: Any  # the field details list
+
+
+_Plan = tuple[_Entry, ...] | None
+_Plans = dict[tuple[GraphQLObjectType, int], _Plan]
+
+
+_Table = dict[tuple[str, str], _Entry]
 _tables: WeakKeyDictionary[GraphQLSchema, _Table] = WeakKeyDictionary()
 
 
-def _leaf_table(schema: GraphQLSchema) -> _Table:
-    """The fast-path fields of ``schema``, by (object type, field name); built once per schema."""
+def _shape(field: GraphQLField) -> _Entry | None:
+    """The fast path of a schema field, whatever the query (``name`` and ``details`` unset), or
+    ``None`` when it has none."""
+    definition = (field.extensions or {}).get("strawberry-definition")
+    if not isinstance(definition, StrawberryField) or field.args:
+        return None
+    named = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    if isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
+        if (
+            definition.is_basic_field
+            and getattr(field.resolve, "_is_default", False)
+            and definition.default_resolver is getattr
+        ):
+            leaf = _Leaf(
+                definition.python_name,
+                named.coerce_output_value,
+                not isinstance(field.type, GraphQLNonNull),
+            )
+            return _Entry("", _LEAF, leaf, "", None, field.type, None)
+        return None
+    if isinstance(named, GraphQLList):
+        item = named.of_type
+        named = item.of_type if isinstance(item, GraphQLNonNull) else item
+    if not isinstance(named, (GraphQLObjectType, GraphQLUnionType, GraphQLInterfaceType)):
+        return None  # a list of lists, or of leaves
+    if getattr(field.resolve, _SHORTCUT, False):
+        metadata: Mapping[str, Any] = definition.metadata or {}
+        flag, value = metadata[PREFETCHED]
+        return _Entry("", _OBJECT, None, value, flag, field.type, None)
+    if (
+        definition.is_basic_field
+        and getattr(field.resolve, "_is_default", False)
+        and definition.default_resolver is getattr
+        and not definition.extensions
+        and not definition.permission_classes
+    ):
+        return _Entry("", _OBJECT, None, definition.python_name, None, field.type, None)
+    return None
+
+
+def _shape_table(schema: GraphQLSchema) -> _Table:
+    """The fast paths of ``schema``'s fields, by (object type, field name); built once per schema
+    (after :func:`install_prefetched`)."""
     table = _tables.get(schema)
     if table is not None:
         return table
@@ -72,21 +138,11 @@ def _leaf_table(schema: GraphQLSchema) -> _Table:
     for type_ in schema.type_map.values():
         if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
             continue
+        table[type_.name, "__typename"] = _Entry("", _TYPENAME, None, "", None, type_, None)
         for name, field in type_.fields.items():
-            definition = (field.extensions or {}).get("strawberry-definition")
-            if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
-                continue
-            if field.args or not getattr(field.resolve, "_is_default", False):
-                continue
-            if definition.default_resolver is not getattr:
-                continue
-            leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-            if not isinstance(leaf, (GraphQLScalarType, GraphQLEnumType)):
-                continue
-            nullable = not isinstance(field.type, GraphQLNonNull)
-            table[type_.name, name] = _Leaf(
-                definition.python_name, leaf.coerce_output_value, nullable
-            )
+            shape = _shape(field)
+            if shape is not None:
+                table[type_.name, name] = shape
     _tables[schema] = table
     return table
 
@@ -117,30 +173,6 @@ def weak_async_helpers(executor: Any) -> None:
     executor.async_helpers = GraphQLResolveInfoHelpers(gather=gather, track=track)
 
 
-#: ``_Entry.kind``: a plain leaf, an object (or list of objects) read from an attribute, the
-#: ``__typename`` meta field, or any other field (graphql-core's ``execute_field``)
-_LEAF, _OBJECT, _TYPENAME, _OTHER = range(4)
-#: a value the fast path does not complete (the field goes through graphql-core instead)
-_MISS: Any = object()
-_KEPT_DIRECTIVES = frozenset(("skip", "include"))  # applied when fields are collected
-
-
-class _Entry(NamedTuple):
-    """One selected field of an object selection (see :meth:`FastLeafExecutionContext._plan`)."""
-
-    name: str  # response name
-    kind: int
-    leaf: _Leaf | None
-    attr: str  # _OBJECT: the attribute holding the value
-    flag: str | None  # _OBJECT: the attribute that says ``attr`` is set (prefetched); None: always
-    type_: GraphQLOutputType  # _OBJECT: the field's type
-    details: Any  # the field details list
-
-
-_Plan = tuple[_Entry, ...] | None
-_Plans = dict[tuple[GraphQLObjectType, int], _Plan]
-
-
 def _generated_is_type_of(type_: GraphQLObjectType) -> bool:
     """Whether ``type_`` has no ``is_type_of`` or Strawberry's own (an ``isinstance`` check that
     ignores its info argument)."""
@@ -157,59 +189,36 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         manager = self.middleware_manager
         self._fast = manager is None or not manager.middlewares
-        self._leaves = _leaf_table(self.schema) if self._fast else {}
+        self._shapes = _shape_table(self.schema) if self._fast else {}
         self._plans: _Plans = {}
         weak_async_helpers(self)
 
     # --- plans ------------------------------------------------------------------------------
 
-    def _entry(self, parent_type: GraphQLObjectType, name: str, details: Any) -> _Entry:
-        node = details[0].node
-        field_name = node.name.value
-        other = _Entry(name, _OTHER, None, "", None, parent_type, details)
-        if node.arguments:
-            return other
-        if field_name == "__typename":
-            return other._replace(kind=_TYPENAME)
-        leaf = self._leaves.get((parent_type.name, field_name))
-        if leaf is not None:
-            return other._replace(kind=_LEAF, leaf=leaf)
-        if any(d.name.value not in _KEPT_DIRECTIVES for d in node.directives or ()):
-            return other  # @stream and the like: graphql-core's path
-        field = parent_type.fields.get(field_name)
-        if field is None or field.args:
-            return other
-        definition = (field.extensions or {}).get("strawberry-definition")
-        if not isinstance(definition, StrawberryField):
-            return other
-        inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-        if isinstance(inner, GraphQLList):
-            inner = (
-                inner.of_type.of_type
-                if isinstance(inner.of_type, GraphQLNonNull)
-                else inner.of_type
-            )
-        if not isinstance(inner, (GraphQLObjectType, GraphQLUnionType, GraphQLInterfaceType)):
-            return other  # a leaf with a resolver, or a list of lists
-        if getattr(field.resolve, _SHORTCUT, False):
-            metadata: Mapping[str, Any] = definition.metadata or {}
-            flag, value = metadata[PREFETCHED]
-            return other._replace(kind=_OBJECT, attr=value, flag=flag, type_=field.type)
-        if (
-            definition.is_basic_field
-            and getattr(field.resolve, "_is_default", False)
-            and definition.default_resolver is getattr
-            and not definition.extensions
-            and not definition.permission_classes
-        ):
-            return other._replace(kind=_OBJECT, attr=definition.python_name, type_=field.type)
-        return other
-
     def _plan(self, parent_type: GraphQLObjectType, grouped: Mapping[str, Any]) -> _Plan:
         """How to answer an object selection, field by field; ``None`` when no field is faster
         than graphql-core's own path."""
-        plan = tuple(self._entry(parent_type, name, details) for name, details in grouped.items())
-        return plan if any(e.kind != _OTHER for e in plan) else None
+        shapes = self._shapes
+        type_name = parent_type.name
+        plan: list[_Entry] = []
+        fast = False
+        for name, details in grouped.items():
+            node = details[0].node
+            shape = shapes.get((type_name, node.name.value))
+            if (
+                shape is None
+                or node.arguments
+                or (
+                    shape.kind == _OBJECT
+                    and node.directives
+                    and any(d.name.value not in _KEPT_DIRECTIVES for d in node.directives)
+                )  # @stream and the like: graphql-core's path
+            ):
+                plan.append(_Entry(name, _OTHER, None, "", None, parent_type, details))
+            else:
+                plan.append(shape._replace(name=name, details=details))
+                fast = True
+        return tuple(plan) if fast else None
 
     def _plan_for(self, type_: GraphQLObjectType, details: Any) -> tuple[_Plan, Any, Any]:
         grouped, new_defer_usages, _ = self.collect_subfields(type_, details)
@@ -440,7 +449,8 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         node = field_details_list[0].node
-        leaf = self._leaves.get((parent_type.name, node.name.value))
+        shape = self._shapes.get((parent_type.name, node.name.value))
+        leaf = shape.leaf if shape is not None else None
         if leaf is not None and not node.arguments:
             value = getattr(source, leaf.python_name, Undefined)
             if value is None:
