@@ -56,3 +56,21 @@ async def test_top_artists_sum_plays_per_artist_and_match_the_aggregates(
         (rows,) = await store.top_artists([alice.id], limit=limit)
         assert [(r.artist_id, r.count) for r in rows] == await by_hand(store, alice.id, limit)
     assert await store.top_artists([], limit=10) == []
+
+
+async def test_top_artists_follow_every_write(store: GraphStore) -> None:
+    """Asked again after new listens or artist counts (even with the same limit and user), the
+    top artists are those of the data as it is now."""
+    (alice,) = await store.ensure_users(["alice"])
+    await store.record_listens([listen(alice, "A", "x", T0), listen(alice, "B", "y", T0 + 1)])
+    first = await store.top_artists([alice.id], limit=5)
+    assert first == await store.top_artists([alice.id], limit=5)
+    await store.record_listens([listen(alice, "B", "y", T0 + 2 + k) for k in range(3)])
+    (rows,) = await store.top_artists([alice.id], limit=5)
+    assert [(r.artist_id, r.count) for r in rows] == await by_hand(store, alice.id, 5)
+    assert rows[0].count == 4
+    (b,) = await store.upsert_artists([ArtistRef("B")])
+    await store.set_artist_listens([ArtistListen(alice.id, b.id, 10)])
+    (rows,) = await store.top_artists([alice.id], limit=5)
+    assert [(r.artist_id, r.count) for r in rows] == await by_hand(store, alice.id, 5)
+    assert rows[0].count == 14

@@ -96,3 +96,29 @@ async def test_reads_racing_close_end_with_an_answer_or_an_error(tmp_path: Path)
     )
     for result in [*results[:3], *results[4:]]:
         assert result == 0 or isinstance(result, StoreError), result
+
+
+async def test_top_artists_are_read_again_after_another_process_writes(tmp_path: Path) -> None:
+    """A repeated top-artists read costs no trip while the file is unchanged, and reads again as
+    soon as another connection (another process) commits listens to the same file."""
+    path = tmp_path / "g.db"
+    async with SqliteGraphStore(path) as store, SqliteGraphStore(path) as other:
+        user = await store.create_user("ada")
+        one = ListenInput(
+            user_id=user.id, track=TrackRef(title="x", artist="A"), listened_at=1, source="test"
+        )
+        await store.record_listens([one])
+        (first,) = await store.top_artists([user.id], limit=5)
+        trips = count_trips(store)
+        assert await store.top_artists([user.id], limit=5) == [first]
+        assert trips[0] == 0
+        more = [
+            ListenInput(
+                user_id=user.id, track=TrackRef(title="y", artist="B"), listened_at=t, source="test"
+            )
+            for t in (2, 3)
+        ]
+        await other.record_listens(more)
+        (rows,) = await store.top_artists([user.id], limit=5)
+        assert trips[0] == 1
+        assert [r.count for r in rows] == [2, 1]

@@ -25,6 +25,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -733,6 +734,30 @@ def _check_position(position: int, size: int, playlist_id: str) -> None:
         )
 
 
+class _VersionedCache:
+    """At most ``size`` answers, all read at one ``data_version`` (least recently used out)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.version: int | None = None
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+
+    def clear(self, version: int | None) -> None:
+        self._items.clear()
+        self.version = version
+
+    def get(self, key: Any) -> Any:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self._items[key] = value
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 class SqliteGraphStore:
     """The listening graph in one SQLite file. See the module docstring."""
 
@@ -752,6 +777,7 @@ class SqliteGraphStore:
         self._resolved = _ResolvedRefs()
         #: reads asked for in this turn of the event loop, sent to the thread together
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._top_artists = _VersionedCache(4096)
 
     def __repr__(self) -> str:
         return f"SqliteGraphStore({str(self.path)!r})"
@@ -1454,8 +1480,28 @@ class SqliteGraphStore:
         return [per.get(u, []) for u in user_ids]
 
     async def top_artists(self, user_ids: Sequence[str], *, limit: int) -> list[list[ArtistListen]]:
+        """Read over each user's whole history, so the answers are kept (per user and limit)
+        until the file changes: ``PRAGMA data_version`` moves with every commit, by this store
+        or any other process."""
         if not user_ids:
             return []
+        version = self.data_version()
+        cache = self._top_artists
+        if version is None or cache.version != version:
+            cache.clear(version)
+        known = [cache.get((u, limit)) for u in user_ids]
+        missing = [u for u, k in zip(user_ids, known, strict=True) if k is None]
+        if missing:
+            found = dict(zip(missing, await self._top_artists_read(missing, limit), strict=True))
+            if version is not None and self.data_version() == version:
+                for u, ranked in found.items():
+                    cache.put((u, limit), ranked)
+            known = [k if k is not None else found[u] for u, k in zip(user_ids, known, strict=True)]
+        return cast(list[list[ArtistListen]], known)
+
+    async def _top_artists_read(
+        self, user_ids: Sequence[str], limit: int
+    ) -> list[list[ArtistListen]]:
         ids = _json(set(user_ids))
 
         def go(conn: Conn) -> tuple[list[Row], list[Row]]:
