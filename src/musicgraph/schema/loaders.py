@@ -7,10 +7,12 @@ for 100 tracks with their artists and tags costs one round trip per level, not o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
+from strawberry.exceptions import WrongNumberOfResultsReturned
 
 from musicgraph.graph.base import GraphStore
 from musicgraph.graph.models import (
@@ -27,8 +29,67 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+class BulkLoader(DataLoader[K, V]):
+    """A DataLoader whose ``load_many`` of several keys not yet asked for reads them at once.
+
+    Strawberry's ``load_many`` is ``gather(*map(load, keys))``: a future, a queued task and a
+    gather callback per key, and a scheduled batch. A page of 20 listens' tracks is known in
+    full when it is asked for, so this reads the missing keys with one direct call of the batch
+    function (still one store call) and leaves a settled future per key in the cache, where any
+    later or concurrent ``load`` finds it. Single keys keep the batching path."""
+
+    def load_many(self, keys: Iterable[K]) -> Awaitable[list[V]]:
+        keys = list(keys)
+        cache = self.cache_map
+        missing = []
+        for key in dict.fromkeys(keys):
+            known = cache.get(key)
+            if known is None or known.cancelled():
+                missing.append(key)
+        if len(missing) < 2:
+            return super().load_many(keys)
+        return self._load_now(keys, missing)
+
+    async def _load_now(self, keys: list[K], missing: list[K]) -> list[V]:
+        cache = self.cache_map
+        loop = self.loop
+        futures: list[asyncio.Future[V]] = []
+        for key in missing:
+            future: asyncio.Future[V] = loop.create_future()
+            cache.set(key, future)
+            futures.append(future)
+        try:
+            values = list(await self.load_fn(missing))
+            if len(values) != len(missing):
+                raise WrongNumberOfResultsReturned(expected=len(missing), received=len(values))
+        except asyncio.CancelledError:
+            for future in futures:
+                future.cancel()  # the next load of the key reads it again
+            raise
+        except Exception as error:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+                    future.exception()  # retrieved: this call raises it
+            raise
+        for future, value in zip(futures, values, strict=True):
+            if future.done():  # pragma: no cover - primed meanwhile
+                continue
+            if isinstance(value, BaseException):
+                future.set_exception(value)
+                future.exception()  # retrieved below, or by whoever loads the key
+            else:
+                future.set_result(value)
+        out: list[V] = []
+        for key in keys:
+            known = cache.get(key)
+            assert known is not None
+            out.append(known.result() if known.done() else await known)
+        return out
+
+
 def _loader(fn: Callable[[list[K]], Awaitable[Sequence[V]]]) -> DataLoader[K, V]:
-    return DataLoader(load_fn=fn)
+    return BulkLoader(load_fn=fn)
 
 
 class Loaders:
