@@ -325,7 +325,7 @@ class RecommendationEngine:
             prefix = "seed-radio:"
         else:
             seeds = (
-                self._history_seeds(user, kind, origins=c.explain)
+                self._history_seeds(user, kind, origins=False)
                 if user is not None
                 else _Seeds(*_empty())
             )
@@ -371,7 +371,8 @@ class RecommendationEngine:
                 kind,
                 top_items,
                 seeds.items,
-                seeds.origins,
+                # history seeds are their own origins: explain names only the seeds it shows
+                seeds.origins if c.seeds else None,
                 walk,
                 self.params[kind],
                 walks,
