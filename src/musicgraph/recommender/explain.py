@@ -409,8 +409,11 @@ class TagNames:
     """Shared tag names of (item, seed) pairs. Each item's ``top`` heaviest tags (ranked, as a
     list) and each seed's tag set are read once and kept, so a lookup is a short scan in Python
     (measured against a numpy version of the same, bit sets per tag: twice as fast for the ~60
-    pairs of an answer, cold caches included); the cache empties itself when the tags change or
-    it grows past ``max_entries``."""
+    pairs of an answer, cold caches included), and each pair's answer is kept too: popular items
+    are explained by popular seeds again and again (on HetRec 74% of the pairs of 1,000 random
+    users' answers had been asked before), and a kept answer is one dictionary probe instead of
+    twenty set probes that miss the CPU caches after the scoring. The caches empty themselves
+    when the tags change or grow past ``max_entries``."""
 
     def __init__(self, p: Projection, kind: ItemKind, *, top: int = 20, max_entries: int = 50_000):
         self.p = p
@@ -420,13 +423,16 @@ class TagNames:
         self._key: tuple[int, int] = (0, -1)
         self.ranked: dict[int, list[int]] = {}
         self.sets: dict[int, set[int]] = {}
+        self.pairs: dict[int, dict[int, tuple[str, ...]]] = {}  # limit -> pair -> names
 
     def _current(self) -> DynamicCSR:
         rel = self.p.tagged(self.kind).fwd
         key = (id(rel), rel.version)
-        if key != self._key or len(self.ranked) + len(self.sets) > self.max_entries:
+        size = len(self.ranked) + len(self.sets) + sum(len(d) for d in self.pairs.values())
+        if key != self._key or size > self.max_entries:
             self.ranked.clear()
             self.sets.clear()
+            self.pairs.clear()
             self._key = key
         return rel
 
@@ -459,19 +465,27 @@ class TagNames:
         if n_pairs == 0 or not rel.nnz:
             return [() for _ in range(n_pairs)]
         ranked, sets = self.ranked, self.sets
+        kept = self.pairs.setdefault(limit, {})
         il = items.tolist()
-        missing = [i for i in il if i not in ranked]
-        if missing:
-            self._rank(rel, missing)
         names = self.p.tags.ids
         n_rows = rel.n_rows
         out: list[tuple[str, ...]] = []
         for r, seed in zip(pair_item.tolist(), seeds[pair_seed].tolist(), strict=True):
-            seed_tags = sets.get(seed)
-            if seed_tags is None:
-                seed_tags = sets[seed] = set(rel.row(seed).tolist()) if seed < n_rows else set()
-            found = [t for t in ranked[il[r]] if t in seed_tags]
-            out.append(tuple([names[t] for t in found[:limit]]) if found else ())
+            item = il[r]
+            key = (item << 32) | seed  # 2**32 items of a kind is far beyond a projection in RAM
+            answer = kept.get(key)
+            if answer is None:
+                item_tags = ranked.get(item)
+                if item_tags is None:
+                    self._rank(rel, [i for i in il if i not in ranked])
+                    item_tags = ranked[item]
+                seed_tags = sets.get(seed)
+                if seed_tags is None:
+                    row = rel.row(seed).tolist() if seed < n_rows else []
+                    seed_tags = sets[seed] = set(row)
+                found = [t for t in item_tags if t in seed_tags]
+                answer = kept[key] = tuple([names[t] for t in found[:limit]]) if found else ()
+            out.append(answer)
         return out
 
     def shared(self, a: int, b: int, limit: int = 3) -> tuple[str, ...]:
