@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import strawberry
+from strawberry.extensions import ParserCache
 
 from musicgraph.errors import StoreUnavailableError
 from musicgraph.events import EventBus
@@ -242,3 +243,35 @@ async def test_a_failed_prefetch_fails_each_field_where_it_was_asked(tmp_path: P
         assert failing.calls["get_tracks"] == 1
     finally:
         await store.close()
+
+
+class CollectingContext(FastLeafExecutionContext):
+    collected: list[str] = []  # noqa: RUF012 - one test's record
+
+    def _collect(self, type_: Any, details: Any) -> Any:
+        CollectingContext.collected.append(type_.name)
+        return super()._collect(type_, details)
+
+
+def test_a_document_is_planned_once_unless_its_variables_change_the_selection() -> None:
+    """Repeating a parsed document reuses its plans (no field is collected again) and still
+    answers from the new data; a document whose ``@include`` reads a variable is planned per
+    execution, so each gets the fields its variables select."""
+    schema = strawberry.Schema(
+        query=Root, extensions=[ParserCache], execution_context_class=CollectingContext
+    )
+    query = "{ shelf { boxes { leaf { name } } first { leaf { name } } } }"
+    CollectingContext.collected = []
+    first = schema.execute_sync(query)
+    planned = len(CollectingContext.collected)
+    assert planned > 0
+    assert schema.execute_sync(query).data == first.data
+    assert len(CollectingContext.collected) == planned
+
+    dynamic = "query Q($on: Boolean!) { shelf { boxes { leaf { name size @include(if: $on) } } } }"
+    answers = [
+        schema.execute_sync(dynamic, variable_values={"on": on}).data for on in (True, False, True)
+    ]
+    sizes = [[b["leaf"].get("size") for b in a["shelf"]["boxes"]] for a in answers]  # type: ignore[index]
+    assert sizes == [[1, 2], [None, None], [1, 2]]
+    assert all("size" not in b["leaf"] for b in answers[1]["shelf"]["boxes"])  # type: ignore[index]

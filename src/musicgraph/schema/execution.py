@@ -33,6 +33,9 @@ from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 from graphql import (
+    BooleanValueNode,
+    DirectiveNode,
+    FragmentSpreadNode,
     GraphQLEnumType,
     GraphQLField,
     GraphQLFieldResolver,
@@ -45,8 +48,14 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLUnionType,
+    IntValueNode,
+    Node,
+    OperationDefinitionNode,
+    StringValueNode,
     Undefined,
+    visit,
 )
+from graphql import Visitor as Visitor_
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
@@ -78,10 +87,63 @@ class _Entry(NamedTuple):
     flag: str | None  # _OBJECT: the attribute that says ``attr`` is set (prefetched); None: always
     type_: GraphQLOutputType  # _OBJECT: the field's type
     details: Any  # the field details list
+    #: _OBJECT: the selection below the field, per object type met there (see ``_selection``)
+    children: dict[GraphQLObjectType, _Selection] | None
 
 
 _Plan = tuple[_Entry, ...] | None
-_Plans = dict[tuple[GraphQLObjectType, int], _Plan]
+
+
+class _Selection(NamedTuple):
+    """An object selection: its plan (``None``: graphql-core's path) and collected fields."""
+
+    plan: _Plan
+    grouped: Any
+    defers: Any
+
+
+#: Selections shared by every execution of one operation, when nothing in it depends on the
+#: variables (no ``@skip``/``@include`` with a variable, no ``@defer``/``@stream``): keyed by
+#: schema, object type and the ids of the field nodes (the document is alive, so they are its
+#: nodes). The entry goes when the parser cache drops the document.
+_shared: WeakKeyDictionary[OperationDefinitionNode, dict[Any, _Selection]] = WeakKeyDictionary()
+_static: WeakKeyDictionary[OperationDefinitionNode, bool] = WeakKeyDictionary()
+
+
+class _Dynamic(Exception):
+    """Raised by :func:`_check_static`'s visitor at the first thing that varies."""
+
+
+def _check_static(node: Node) -> None:
+    class Visitor(Visitor_):
+        def enter_directive(self, directive: DirectiveNode, *_: Any) -> None:
+            if directive.name.value in ("defer", "stream"):
+                raise _Dynamic
+            for argument in directive.arguments or ():
+                if not isinstance(
+                    argument.value, (BooleanValueNode, IntValueNode, StringValueNode)
+                ):
+                    raise _Dynamic
+
+        def enter_fragment_spread(self, spread: FragmentSpreadNode, *_: Any) -> None:
+            if getattr(spread, "arguments", None):
+                raise _Dynamic
+
+    visit(node, Visitor())
+
+
+def _is_static(operation: OperationDefinitionNode, fragments: Mapping[str, Any]) -> bool:
+    known = _static.get(operation)
+    if known is None:
+        try:
+            _check_static(operation)
+            for fragment in fragments.values():
+                _check_static(fragment)
+            known = True
+        except _Dynamic:
+            known = False
+        _static[operation] = known
+    return known
 
 
 _Table = dict[tuple[str, str], _Entry]
@@ -106,7 +168,7 @@ def _shape(field: GraphQLField) -> _Entry | None:
                 named.coerce_output_value,
                 not isinstance(field.type, GraphQLNonNull),
             )
-            return _Entry("", _LEAF, leaf, "", None, field.type, None)
+            return _Entry("", _LEAF, leaf, "", None, field.type, None, None)
         return None
     if isinstance(named, GraphQLList):
         item = named.of_type
@@ -116,7 +178,7 @@ def _shape(field: GraphQLField) -> _Entry | None:
     if getattr(field.resolve, _SHORTCUT, False):
         metadata: Mapping[str, Any] = definition.metadata or {}
         flag, value = metadata[PREFETCHED]
-        return _Entry("", _OBJECT, None, value, flag, field.type, None)
+        return _Entry("", _OBJECT, None, value, flag, field.type, None, None)
     if (
         definition.is_basic_field
         and getattr(field.resolve, "_is_default", False)
@@ -124,7 +186,7 @@ def _shape(field: GraphQLField) -> _Entry | None:
         and not definition.extensions
         and not definition.permission_classes
     ):
-        return _Entry("", _OBJECT, None, definition.python_name, None, field.type, None)
+        return _Entry("", _OBJECT, None, definition.python_name, None, field.type, None, None)
     return None
 
 
@@ -138,7 +200,7 @@ def _shape_table(schema: GraphQLSchema) -> _Table:
     for type_ in schema.type_map.values():
         if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
             continue
-        table[type_.name, "__typename"] = _Entry("", _TYPENAME, None, "", None, type_, None)
+        table[type_.name, "__typename"] = _Entry("", _TYPENAME, None, "", None, type_, None, None)
         for name, field in type_.fields.items():
             shape = _shape(field)
             if shape is not None:
@@ -190,7 +252,12 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         self._fast = manager is None or not manager.middlewares
         self._shapes = _shape_table(self.schema) if self._fast else {}
-        self._plans: _Plans = {}
+        self._plans: dict[Any, _Selection] = {}
+        self._shared = (
+            _shared.setdefault(self.operation, {})
+            if self._fast and _is_static(self.operation, self.fragment_definitions)
+            else None
+        )
         weak_async_helpers(self)
 
     # --- plans ------------------------------------------------------------------------------
@@ -214,24 +281,36 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     and any(d.name.value not in _KEPT_DIRECTIVES for d in node.directives)
                 )  # @stream and the like: graphql-core's path
             ):
-                plan.append(_Entry(name, _OTHER, None, "", None, parent_type, details))
+                plan.append(_Entry(name, _OTHER, None, "", None, parent_type, details, None))
             else:
-                plan.append(shape._replace(name=name, details=details))
+                children: dict[GraphQLObjectType, _Selection] | None = (
+                    {} if shape.kind == _OBJECT else None
+                )
+                plan.append(shape._replace(name=name, details=details, children=children))
                 fast = True
         return tuple(plan) if fast else None
 
-    def _plan_for(self, type_: GraphQLObjectType, details: Any) -> tuple[_Plan, Any, Any]:
+    def _selection(self, type_: GraphQLObjectType, details: Any) -> _Selection:
+        """The selection of ``details`` on ``type_``, planned once per execution, or once for
+        all executions of an operation that does not depend on its variables."""
+        shared = self._shared
+        if shared is not None:
+            key: Any = (self.schema, type_, *(id(d.node) for d in details))
+            found = shared.get(key)
+        else:
+            # collect_subfields memoises on the same key and keeps the list alive, so the id
+            # stays this selection's for the whole execution.
+            key = (type_, id(details))
+            found = self._plans.get(key)
+        if found is None:
+            found = self._collect(type_, details)
+            (shared if shared is not None else self._plans)[key] = found
+        return found
+
+    def _collect(self, type_: GraphQLObjectType, details: Any) -> _Selection:
         grouped, new_defer_usages, _ = self.collect_subfields(type_, details)
-        if new_defer_usages:
-            return None, grouped, new_defer_usages
-        # collect_subfields memoises on the same key and keeps the list alive, so the id stays
-        # this selection's for the whole execution.
-        key = (type_, id(details))
-        try:
-            plan = self._plans[key]
-        except KeyError:
-            plan = self._plans[key] = self._plan(type_, grouped)
-        return plan, grouped, new_defer_usages
+        plan = None if new_defer_usages else self._plan(type_, grouped)
+        return _Selection(plan, grouped, new_defer_usages)
 
     def collect_and_execute_subfields(
         self,
@@ -242,7 +321,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         if self._fast:
-            plan, grouped, new_defer_usages = self._plan_for(return_type, field_details_list)
+            plan, grouped, new_defer_usages = self._selection(return_type, field_details_list)
             if plan is not None:
                 return self._answer(return_type, plan, result, path)
         else:
@@ -344,9 +423,9 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if isinstance(type_, GraphQLList):
             if not isinstance(value, (list, tuple)):
                 return _MISS
-            result = self._complete_list(type_.of_type, entry.details, value, path)
+            result = self._complete_list(type_.of_type, entry, value, path)
         else:
-            result = self._complete_object(type_, entry.details, value, path)
+            result = self._complete_object(type_, entry, value, path)
         if result is _MISS or not self.is_awaitable(result):
             return result
         return self._guard(result, entry.type_, entry.details, path)
@@ -361,8 +440,9 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return None
 
     def _complete_list(
-        self, item_type: GraphQLOutputType, details: Any, items: Any, path: Path
+        self, item_type: GraphQLOutputType, entry: _Entry, items: Any, path: Path
     ) -> Any:
+        details = entry.details
         non_null = isinstance(item_type, GraphQLNonNull)
         named: Any = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         out: list[Any] = []
@@ -376,7 +456,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 continue
             item_path = Path(path, index, None)
             try:
-                completed = self._complete_object(named, details, item, item_path)
+                completed = self._complete_object(named, entry, item, item_path)
             except Exception as error:
                 if pending:
                     self.settle_in_background([out[i] for i in pending])
@@ -412,7 +492,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if inspect.iscoroutine(out[i]):
                 out[i].close()
 
-    def _complete_object(self, type_: Any, details: Any, value: Any, path: Path) -> Any:
+    def _complete_object(self, type_: Any, entry: _Entry, value: Any, path: Path) -> Any:
         if not isinstance(type_, GraphQLObjectType):
             type_ = self._runtime_type(type_, value)
             if type_ is None:
@@ -420,7 +500,12 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         check = type_.is_type_of
         if check is not None and (not _generated_is_type_of(type_) or not check(value, None)):
             return _MISS
-        plan, grouped, new_defer_usages = self._plan_for(type_, details)
+        children = entry.children
+        assert children is not None
+        selection = children.get(type_)
+        if selection is None:
+            selection = children[type_] = self._collect(type_, entry.details)
+        plan, grouped, new_defer_usages = selection
         if plan is None:
             return self.execute_collected_subfields(
                 type_, value, path, grouped, new_defer_usages, None
