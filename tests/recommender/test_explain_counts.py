@@ -151,3 +151,19 @@ def test_track_reasons_count_playlists_and_listeners_exactly() -> None:
             s = p.tracks.index[r.seed_id]
             assert r.shared_listeners == len(listeners[i] & listeners[s])
             assert r.playlists == len(playlists[i] & playlists[s])
+
+
+def test_items_without_any_tags_share_none() -> None:
+    """With no tag edges at all, every pair shares no tags and explanations still work."""
+    p = Projection.from_arrays(
+        user_ids=["u0", "u1"],
+        artist_ids=["a0", "a1", "a2"],
+        artist_listens=(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 2]), np.ones(4)),
+    )
+    names = TagNames(p, "artist")
+    assert names.shared(0, 1) == () and names.shared(2, 0) == ()
+    walks = np.ones(2)
+    reasons = ex.explain(
+        p, "artist", np.array([2]), np.array([0, 1]), None, None, WalkParams(), walks
+    )
+    assert reasons[0][0].seed_id == "a1" and reasons[0][0].shared_listeners == 1

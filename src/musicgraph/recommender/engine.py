@@ -382,11 +382,11 @@ class RecommendationEngine:
         elif c.explain and walk is None:
             reasons = [self._popular_reason(kind, int(i)) for i in top_items]
         else:
-            reasons = [() for _ in top_items]
+            reasons = [()] * top_items.size
         ids = p.items(kind).ids
         recs = tuple(
-            Recommendation(ids[int(i)], kind, float(s), r)
-            for i, s, r in zip(top_items, top_scores, reasons, strict=True)
+            Recommendation(ids[i], kind, s, r)
+            for i, s, r in zip(top_items.tolist(), top_scores.tolist(), reasons, strict=True)
         )
         self._requests += 1
         return RecommendationResult(recs, method, (time.perf_counter() - t0) * 1000)

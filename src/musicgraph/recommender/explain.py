@@ -298,8 +298,6 @@ def explain(
         n_shared = listen.counts[pr, inverse].tolist()
     else:
         n_shared = listen.counts[pr, ps].tolist()
-    names = tag_names if tag_names is not None else TagNames(p, kind)
-    tags = names.shared_pairs(items, pr, ps, seeds)
     n_pl: list[int] = [0] * pr.size
     if kind == "track" and p.playlist_track.nnz:
         uniq, inverse = np.unique(ps, return_inverse=True)
@@ -307,33 +305,52 @@ def explain(
         n_pl = overlaps(pl.rev, items, seeds[uniq], pl.fwd.n_rows).counts[pr, inverse].tolist()
 
     # Python from here on: one Reason and one sentence per shown pair
-    item_names = [p.item_name(kind, i) for i in items.tolist()]  # (names of shown seeds below)
-    out: list[list[Reason]] = [[] for _ in range(n_r)]
+    il = items.tolist()
+    names = p.track_names if kind == "track" else p.artist_names
     seed_ids = p.items(kind).ids
+    item_names = [(names[i] if i < len(names) else None) or seed_ids[i] for i in il]
+    tag_names = tag_names if tag_names is not None else TagNames(p, kind)
+    kept = tag_names.prepare(il)  # (item << 32 | seed) -> shared tag names, of earlier answers
+    out: list[list[Reason]] = [[] for _ in range(n_r)]
     named: dict[int, tuple[str, str, str]] = {}
-    for r, s, seed, share, n_sh, tg, npl in zip(
-        pr.tolist(), ps.tolist(), pair_seeds.tolist(), shares, n_shared, tags, n_pl, strict=True
+    for r, s, seed, share, n_sh, npl in zip(
+        pr.tolist(), ps.tolist(), pair_seeds.tolist(), shares, n_shared, n_pl, strict=True
     ):
+        item = il[r]
+        tg = kept.get((item << 32) | seed)
+        if tg is None:
+            tg = tag_names.pair(item, seed)
         if origins is None:
             o = named.get(seed)
             if o is None:
-                o = named[seed] = (seed_ids[seed], kind, p.item_name(kind, seed))
+                label = (names[seed] if seed < len(names) else None) or seed_ids[seed]
+                o = named[seed] = (seed_ids[seed], kind, label)
             seed_id, seed_kind, label = o
         else:
             origin = origins[s]
             seed_id, seed_kind, label = origin.seed_id, origin.seed_kind, origin.label
-        out[r].append(
-            _reason(
-                seed_id,
-                seed_kind,
-                share,
-                _sentence(seed_id, seed_kind, label, item_names[r], n_sh, tg, npl),
-                n_sh,
-                tg,
-                0,
-                npl,
-            )
+        if n_sh > 1 and not npl and seed_kind != "tag":  # the usual sentence, inline
+            ev = f"{n_sh} listeners of {label} also play {item_names[r]}"
+            if tg:
+                ev = f"{ev}; tagged {', '.join(tg)} like {label}"
+        else:
+            ev = _sentence(seed_id, seed_kind, label, item_names[r], n_sh, tg, npl)
+        reason: Reason = _new(Reason)
+        _set(
+            reason,
+            "__dict__",
+            {
+                "seed_id": seed_id,
+                "seed_kind": seed_kind,
+                "share": share,
+                "evidence": ev,
+                "shared_listeners": n_sh,
+                "shared_tags": tg,
+                "friends": 0,
+                "playlists": npl,
+            },
         )
+        out[r].append(reason)
     if listen.probe is not None:
         user_id = p.users.ids[user] if user is not None else ""
         for r, n_friends in enumerate(listen.probe.tolist()):
@@ -424,6 +441,7 @@ class TagNames:
         self.ranked: dict[int, list[int]] = {}
         self.sets: dict[int, set[int]] = {}
         self.pairs: dict[int, dict[int, tuple[str, ...]]] = {}  # limit -> pair -> names
+        self._limit = 3
 
     def _current(self) -> DynamicCSR:
         rel = self.p.tagged(self.kind).fwd
@@ -439,6 +457,9 @@ class TagNames:
     def _rank(self, rel: DynamicCSR, missing: list[int]) -> None:
         """Rank the tags of the ``missing`` items (all at once): heaviest first, ties in row
         order; the ``top`` first kept."""
+        if not rel.nnz:
+            self.ranked.update((i, []) for i in missing)
+            return
         rows = np.array(missing, dtype=np.int64)
         pos, offsets, length = _safe_positions(rel, rows)
         slot = np.repeat(np.arange(rows.size, dtype=np.int64), length)
@@ -450,6 +471,34 @@ class TagNames:
         for j, i in enumerate(missing):
             self.ranked[i] = tags[bounds[j] : bounds[j + 1]]
 
+    def prepare(self, items: list[int], limit: int = 3) -> dict[int, tuple[str, ...]]:
+        """Rank the tags of ``items`` not ranked yet (at once), and return the kept answers for
+        ``limit``: ``(item << 32) | seed`` -> shared tag names (fill misses with :meth:`pair`)."""
+        rel = self._current()
+        missing = [i for i in items if i not in self.ranked]
+        if missing:
+            self._rank(rel, missing)
+        self._limit = limit
+        return self.pairs.setdefault(limit, {})
+
+    def pair(self, item: int, seed: int) -> tuple[str, ...]:
+        """The shared tag names of one pair, computed and kept (after :meth:`prepare`)."""
+        rel = self.p.tagged(self.kind).fwd
+        item_tags = self.ranked.get(item)
+        if item_tags is None:
+            self._rank(rel, [item])
+            item_tags = self.ranked[item]
+        seed_tags = self.sets.get(seed)
+        if seed_tags is None:
+            row = rel.row(seed).tolist() if seed < rel.n_rows else []
+            seed_tags = self.sets[seed] = set(row)
+        names = self.p.tags.ids
+        found = [t for t in item_tags if t in seed_tags]
+        answer = tuple([names[t] for t in found[: self._limit]]) if found else ()
+        # 2**32 items of a kind is far beyond a projection held in RAM
+        self.pairs[self._limit][(item << 32) | seed] = answer
+        return answer
+
     def shared_pairs(
         self,
         items: IntArray,
@@ -460,32 +509,13 @@ class TagNames:
     ) -> list[tuple[str, ...]]:
         """For each pair ``(items[pair_item[q]], seeds[pair_seed[q]])``: the names of the tags
         both have, at most ``limit``, heaviest on the item first (among its ``top``)."""
-        rel = self._current()
-        n_pairs = pair_item.size
-        if n_pairs == 0 or not rel.nnz:
-            return [() for _ in range(n_pairs)]
-        ranked, sets = self.ranked, self.sets
-        kept = self.pairs.setdefault(limit, {})
         il = items.tolist()
-        names = self.p.tags.ids
-        n_rows = rel.n_rows
+        kept = self.prepare(il, limit)
         out: list[tuple[str, ...]] = []
         for r, seed in zip(pair_item.tolist(), seeds[pair_seed].tolist(), strict=True):
             item = il[r]
-            key = (item << 32) | seed  # 2**32 items of a kind is far beyond a projection in RAM
-            answer = kept.get(key)
-            if answer is None:
-                item_tags = ranked.get(item)
-                if item_tags is None:
-                    self._rank(rel, [i for i in il if i not in ranked])
-                    item_tags = ranked[item]
-                seed_tags = sets.get(seed)
-                if seed_tags is None:
-                    row = rel.row(seed).tolist() if seed < n_rows else []
-                    seed_tags = sets[seed] = set(row)
-                found = [t for t in item_tags if t in seed_tags]
-                answer = kept[key] = tuple([names[t] for t in found[:limit]]) if found else ()
-            out.append(answer)
+            answer = kept.get((item << 32) | seed)
+            out.append(self.pair(item, seed) if answer is None else answer)
         return out
 
     def shared(self, a: int, b: int, limit: int = 3) -> tuple[str, ...]:
