@@ -103,11 +103,12 @@ class _Selection(NamedTuple):
 
 
 #: Selections shared by every execution of one operation, when nothing in it depends on the
-#: variables (no ``@skip``/``@include`` with a variable, no ``@defer``/``@stream``): keyed by
-#: schema, object type and the ids of the field nodes (the document is alive, so they are its
-#: nodes). The entry goes when the parser cache drops the document.
-_shared: WeakKeyDictionary[OperationDefinitionNode, dict[Any, _Selection]] = WeakKeyDictionary()
-_static: WeakKeyDictionary[OperationDefinitionNode, bool] = WeakKeyDictionary()
+#: variables (no ``@skip``/``@include`` with a variable, no ``@defer``/``@stream``): by the
+#: operation's id (graphql-core hashes a node by walking the whole tree, tens of microseconds
+#: a request), with a weak reference that drops the entry when the parser cache drops the
+#: document. Within an entry, selections are keyed by schema, object type and the ids of the
+#: field nodes (the document is alive, so they are its nodes).
+_shared: dict[int, tuple[weakref.ref[OperationDefinitionNode], dict[Any, _Selection] | None]] = {}
 
 
 class _Dynamic(Exception):
@@ -133,17 +134,33 @@ def _check_static(node: Node) -> None:
 
 
 def _is_static(operation: OperationDefinitionNode, fragments: Mapping[str, Any]) -> bool:
-    known = _static.get(operation)
-    if known is None:
-        try:
-            _check_static(operation)
-            for fragment in fragments.values():
-                _check_static(fragment)
-            known = True
-        except _Dynamic:
-            known = False
-        _static[operation] = known
-    return known
+    try:
+        _check_static(operation)
+        for fragment in fragments.values():
+            _check_static(fragment)
+    except _Dynamic:
+        return False
+    return True
+
+
+def _shared_selections(
+    operation: OperationDefinitionNode, fragments: Mapping[str, Any]
+) -> dict[Any, _Selection] | None:
+    """The selections every execution of ``operation`` shares, or ``None`` when its selection
+    depends on its variables."""
+    key = id(operation)
+    found = _shared.get(key)
+    if found is not None and found[0]() is operation:
+        return found[1]
+    shared: dict[Any, _Selection] | None = {} if _is_static(operation, fragments) else None
+
+    def forget(ref: weakref.ref[OperationDefinitionNode]) -> None:
+        entry = _shared.get(key)
+        if entry is not None and entry[0] is ref:
+            del _shared[key]
+
+    _shared[key] = (weakref.ref(operation, forget), shared)
+    return shared
 
 
 _Table = dict[tuple[str, str], _Entry]
@@ -254,9 +271,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._shapes = _shape_table(self.schema) if self._fast else {}
         self._plans: dict[Any, _Selection] = {}
         self._shared = (
-            _shared.setdefault(self.operation, {})
-            if self._fast and _is_static(self.operation, self.fragment_definitions)
-            else None
+            _shared_selections(self.operation, self.fragment_definitions) if self._fast else None
         )
         weak_async_helpers(self)
 
