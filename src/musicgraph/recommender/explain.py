@@ -429,14 +429,24 @@ class TagNames:
     pairs of an answer, cold caches included), and each pair's answer is kept too: popular items
     are explained by popular seeds again and again (on HetRec 74% of the pairs of 1,000 random
     users' answers had been asked before), and a kept answer is one dictionary probe instead of
-    twenty set probes that miss the CPU caches after the scoring. The caches empty themselves
-    when the tags change or grow past ``max_entries``."""
+    twenty set probes that miss the CPU caches after the scoring. When the tags change the
+    caches empty themselves, and on a graph with at most ``rank_all_edges`` tag edges every item
+    is ranked again at once; each cache also empties itself past ``max_entries``."""
 
-    def __init__(self, p: Projection, kind: ItemKind, *, top: int = 20, max_entries: int = 50_000):
+    def __init__(
+        self,
+        p: Projection,
+        kind: ItemKind,
+        *,
+        top: int = 20,
+        max_entries: int = 50_000,
+        rank_all_edges: int = 1_000_000,
+    ):
         self.p = p
         self.kind = kind
         self.top = top
-        self.max_entries = max_entries
+        self.max_entries = max_entries  # per cache (ranked items, seed tag sets, pair answers)
+        self.rank_all_edges = rank_all_edges
         self._key: tuple[int, int] = (0, -1)
         self.ranked: dict[int, list[int]] = {}
         self.sets: dict[int, set[int]] = {}
@@ -446,12 +456,19 @@ class TagNames:
     def _current(self) -> DynamicCSR:
         rel = self.p.tagged(self.kind).fwd
         key = (id(rel), rel.version)
-        size = len(self.ranked) + len(self.sets) + sum(len(d) for d in self.pairs.values())
-        if key != self._key or size > self.max_entries:
+        if key != self._key:
             self.ranked.clear()
             self.sets.clear()
             self.pairs.clear()
             self._key = key
+            if 0 < rel.nnz <= self.rank_all_edges and rel.n_rows <= self.max_entries:
+                # a small graph's items are ranked at once (HetRec: 108k tag edges, ~20 ms), so
+                # no answer waits for its items to be ranked
+                self._rank(rel, list(range(rel.n_rows)))
+        caches: list[dict[int, Any]] = [self.ranked, self.sets, *self.pairs.values()]
+        for cache in caches:
+            if len(cache) > self.max_entries:
+                cache.clear()
         return rel
 
     def _rank(self, rel: DynamicCSR, missing: list[int]) -> None:
