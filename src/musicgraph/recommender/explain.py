@@ -304,53 +304,52 @@ def explain(
         pl = p.playlist_track
         n_pl = overlaps(pl.rev, items, seeds[uniq], pl.fwd.n_rows).counts[pr, inverse].tolist()
 
-    # Python from here on: one Reason and one sentence per shown pair
+    # Python from here on: one Reason and one sentence per shown pair, field by field in list
+    # comprehensions (a third cheaper than one loop doing everything per pair)
     il = items.tolist()
     names = p.track_names if kind == "track" else p.artist_names
     seed_ids = p.items(kind).ids
-    item_names = [(names[i] if i < len(names) else None) or seed_ids[i] for i in il]
+    n_names = len(names)
+    item_names = [(names[i] if i < n_names else None) or seed_ids[i] for i in il]
     tag_names = tag_names if tag_names is not None else TagNames(p, kind)
     kept = tag_names.prepare(il)  # (item << 32 | seed) -> shared tag names, of earlier answers
-    out: list[list[Reason]] = [[] for _ in range(n_r)]
-    named: dict[int, tuple[str, str, str]] = {}
-    for r, s, seed, share, n_sh, npl in zip(
-        pr.tolist(), ps.tolist(), pair_seeds.tolist(), shares, n_shared, n_pl, strict=True
-    ):
-        item = il[r]
-        tg = kept.get((item << 32) | seed)
-        if tg is None:
-            tg = tag_names.pair(item, seed)
-        if origins is None:
-            o = named.get(seed)
-            if o is None:
-                label = (names[seed] if seed < len(names) else None) or seed_ids[seed]
-                o = named[seed] = (seed_ids[seed], kind, label)
-            seed_id, seed_kind, label = o
-        else:
-            origin = origins[s]
-            seed_id, seed_kind, label = origin.seed_id, origin.seed_kind, origin.label
-        if n_sh > 1 and not npl and seed_kind != "tag":  # the usual sentence, inline
-            ev = f"{n_sh} listeners of {label} also play {item_names[r]}"
-            if tg:
-                ev = f"{ev}; tagged {', '.join(tg)} like {label}"
-        else:
-            ev = _sentence(seed_id, seed_kind, label, item_names[r], n_sh, tg, npl)
-        reason: Reason = _new(Reason)
-        _set(
-            reason,
-            "__dict__",
-            {
-                "seed_id": seed_id,
-                "seed_kind": seed_kind,
-                "share": share,
-                "evidence": ev,
-                "shared_listeners": n_sh,
-                "shared_tags": tg,
-                "friends": 0,
-                "playlists": npl,
-            },
+    pr_l, seed_l = pr.tolist(), pair_seeds.tolist()
+    tags = [kept.get(k) for k in ((items[pr] << 32) | pair_seeds).tolist()]
+    if None in tags:
+        tags = [
+            tag_names.pair(il[r], sd) if tg is None else tg
+            for tg, r, sd in zip(tags, pr_l, seed_l, strict=True)
+        ]
+    if origins is None:
+        labels = {sd: (names[sd] if sd < n_names else None) or seed_ids[sd] for sd in set(seed_l)}
+        ids_l = [seed_ids[sd] for sd in seed_l]
+        kinds = [kind] * len(seed_l)
+        labs = [labels[sd] for sd in seed_l]
+    else:
+        shown_origins = [origins[s] for s in ps.tolist()]
+        ids_l = [o.seed_id for o in shown_origins]
+        kinds = [o.seed_kind for o in shown_origins]
+        labs = [o.label for o in shown_origins]
+    i_names = [item_names[r] for r in pr_l]
+    evidence = [
+        (
+            f"{n} listeners of {lb} also play {it}"
+            + (f"; tagged {', '.join(tg)} like {lb}" if tg else "")
         )
-        out[r].append(reason)
+        if n > 1 and not pl and k != "tag"  # the usual sentence, inline
+        else _sentence(sid, k, lb, it, n, tg, pl)
+        for sid, k, lb, it, n, tg, pl in zip(
+            ids_l, kinds, labs, i_names, n_shared, tags, n_pl, strict=True
+        )
+    ]
+    reasons = [
+        _reason(sid, k, sh, ev, n, tg, 0, pl)
+        for sid, k, sh, ev, n, tg, pl in zip(
+            ids_l, kinds, shares, evidence, n_shared, tags, n_pl, strict=True
+        )
+    ]
+    bounds: list[int] = np.searchsorted(pr, np.arange(n_r + 1)).tolist()
+    out = [reasons[bounds[r] : bounds[r + 1]] for r in range(n_r)]
     if listen.probe is not None:
         user_id = p.users.ids[user] if user is not None else ""
         for r, n_friends in enumerate(listen.probe.tolist()):
