@@ -14,7 +14,7 @@ from musicgraph.errors import StoreUnavailableError
 from musicgraph.events import EventBus
 from musicgraph.schema.build import MASKED_MESSAGE, build_schema
 from musicgraph.schema.context import AppState, Context, Info, Viewer
-from musicgraph.schema.execution import FastLeafExecutionContext
+from musicgraph.schema.execution import FastLeafExecutionContext, install_direct_resolvers
 from musicgraph.schema.loaders import Loaders
 from musicgraph.schema.selection import selects
 from musicgraph.settings import Settings
@@ -275,3 +275,59 @@ def test_a_document_is_planned_once_unless_its_variables_change_the_selection() 
     sizes = [[b["leaf"].get("size") for b in a["shelf"]["boxes"]] for a in answers]  # type: ignore[index]
     assert sizes == [[1, 2], [None, None], [1, 2]]
     assert all("size" not in b["leaf"] for b in answers[1]["shelf"]["boxes"])  # type: ignore[index]
+
+
+@strawberry.type
+class Greeter:
+    prefix: str
+
+    @strawberry.field
+    def greet(self, info: strawberry.Info, user_name: str, times: int = 1) -> str:
+        return f"{self.prefix} {user_name}" * times + f" ({info.field_name})"
+
+    @strawberry.field
+    async def later(self, id: strawberry.ID | None = None, loud: bool = False) -> str | None:
+        if id == "bad":
+            raise ValueError("no such id")
+        return None if id is None else (id.upper() if loud else id)
+
+    @strawberry.field
+    def echo(self, values: list[int]) -> list[int]:
+        return values
+
+
+@strawberry.type
+class GreeterRoot:
+    @strawberry.field
+    def greeter(self, prefix: str = "hi") -> Greeter:
+        return Greeter(prefix=prefix)
+
+
+def test_direct_resolvers_answer_and_fail_as_strawberry_does() -> None:
+    """Resolvers with plain scalar arguments, called directly, get the same arguments (Python
+    names, defaults, ``self`` and ``Info``) and give the same answers and errors as through
+    Strawberry; a field with a list argument keeps Strawberry's path."""
+
+    def build(direct: bool) -> strawberry.Schema:
+        schema = strawberry.Schema(query=GreeterRoot)
+        if direct:
+            assert sorted(install_direct_resolvers(schema)) == [
+                ("Greeter", "greet"),
+                ("Greeter", "later"),
+                ("GreeterRoot", "greeter"),
+            ]
+        return schema
+
+    fast, plain = build(True), build(False)
+    for query in (
+        '{ greeter { greet(userName: "ada") } }',
+        '{ greeter(prefix: "yo") { greet(userName: "ada", times: 2) later } }',
+        '{ greeter { a: later(id: "x", loud: true) b: later(id: "y") echo(values: [1, 2]) } }',
+        '{ greeter { later(id: "bad") greet(userName: "z") } }',
+    ):
+        got, want = asyncio.run(fast.execute(query)), asyncio.run(plain.execute(query))
+        assert got.data == want.data, query
+        assert [e.formatted for e in got.errors or []] == [
+            e.formatted for e in want.errors or []
+        ], query
+    assert asyncio.run(fast.execute('{ greeter { later(id: "bad") } }')).errors

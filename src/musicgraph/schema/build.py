@@ -32,7 +32,11 @@ from strawberry.types import ExecutionContext
 
 from musicgraph.logging import get_logger
 from musicgraph.schema.context import Context, PublicError
-from musicgraph.schema.execution import FastLeafExecutionContext, install_prefetched
+from musicgraph.schema.execution import (
+    FastLeafExecutionContext,
+    install_direct_resolvers,
+    install_prefetched,
+)
 from musicgraph.schema.mutation import Mutation
 from musicgraph.schema.query import Query
 from musicgraph.schema.subscription import Subscription
@@ -194,6 +198,7 @@ def build_schema(settings: Settings) -> MusicgraphSchema:
         execution_context_class=FastLeafExecutionContext,
         config=StrawberryConfig(name_converter=CachedNameConverter()),
     )
+    install_direct_resolvers(schema)
     install_prefetched(schema._schema)
     return schema
 

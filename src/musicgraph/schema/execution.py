@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, cast
 from weakref import WeakKeyDictionary
 
 from graphql import (
@@ -57,7 +57,10 @@ from graphql import (
 )
 from graphql import Visitor as Visitor_
 from graphql.pyutils import Path, gather_with_cancel
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry import ID
+from strawberry.schema.schema import Schema, StrawberryGraphQLCoreExecutionContext
+from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.base import StrawberryOptional
 from strawberry.types.field import StrawberryField
 
 from musicgraph.schema.decorators import PREFETCHED
@@ -610,5 +613,78 @@ def install_prefetched(schema: GraphQLSchema) -> list[tuple[str, str]]:
                 continue
             flag, value = spec
             field.resolve = _prefetched_resolver(field.resolve, flag, value)
+            installed.append((type_.name, name))
+    return installed
+
+
+_PLAIN_ARGUMENTS = (int, float, str, bool, ID)
+
+
+def _plain_argument(argument: StrawberryArgument) -> bool:
+    type_ = argument.type
+    if isinstance(type_, StrawberryOptional):
+        type_ = type_.of_type
+    return type_ in _PLAIN_ARGUMENTS and not argument.directives
+
+
+def _direct_resolver(
+    definition: StrawberryField, names: Mapping[str, str], info_class: Any
+) -> GraphQLFieldResolver:
+    resolver = definition.base_resolver
+    assert resolver is not None
+    func = cast(Callable[..., Any], resolver.wrapped_func)
+    info_name = resolver.info_parameter.name if resolver.info_parameter else None
+    with_self = resolver.self_parameter is not None
+
+    def resolve_directly(source: Any, info: Any, **kwargs: Any) -> Any:
+        arguments = {names[name]: value for name, value in kwargs.items()}
+        if info_name is not None:
+            arguments[info_name] = info_class(_raw_info=info, _field=definition)
+        if with_self:
+            return func(source, **arguments)
+        return func(**arguments)
+
+    setattr(resolve_directly, _DIRECT, True)
+    return resolve_directly
+
+
+_DIRECT = "_musicgraph_direct"
+
+
+def install_direct_resolvers(schema: Schema) -> list[tuple[str, str]]:
+    """Call the resolvers of query and object fields whose arguments are all plain scalars
+    (``int``, ``float``, ``str``, ``bool``, ``ID``, optional or not) directly: graphql-core has
+    already coerced those values, so Strawberry's per-call argument conversion (its argument
+    types and names looked up again on every call), ``Info`` wrapper chain and ``await_maybe``
+    add nothing but time. Only the GraphQL argument names are mapped to the Python ones and the
+    ``Info`` built, as Strawberry does. Fields with field extensions, permission classes,
+    directives, ``root``/``parent`` parameters, or any other argument type (inputs, enums,
+    lists), and the mutation and subscription roots, keep Strawberry's path. Returns the fields
+    that got it, as (type, field) names; run it before :func:`install_prefetched`."""
+    core = schema._schema
+    skipped = {t.name for t in (core.mutation_type, core.subscription_type) if t is not None}
+    converter = schema.config.name_converter
+    info_class = schema.config.info_class
+    installed: list[tuple[str, str]] = []
+    for type_ in core.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
+            continue
+        if type_.name in skipped:
+            continue
+        for name, field in type_.fields.items():
+            definition = (field.extensions or {}).get("strawberry-definition")
+            if not isinstance(definition, StrawberryField) or field.resolve is None:
+                continue
+            resolver = definition.base_resolver
+            if resolver is None or definition.extensions or definition.permission_classes:
+                continue
+            if definition.directives or resolver.parent_parameter or resolver.root_parameter:
+                continue
+            if not all(_plain_argument(a) for a in definition.arguments):
+                continue
+            if getattr(field.resolve, _SHORTCUT, False) or getattr(field.resolve, _DIRECT, False):
+                continue
+            names = {converter.from_argument(a): a.python_name for a in definition.arguments}
+            field.resolve = _direct_resolver(definition, names, info_class)
             installed.append((type_.name, name))
     return installed
