@@ -279,7 +279,7 @@ def explain(
     order = np.argsort(-by_origin, axis=1, kind="stable")[:, : min(max_reasons, n_k)]
     # the shown (item, origin) pairs, item by item, best first: every origin that gave the item
     # something, and the best one even when none did
-    best = np.take_along_axis(by_origin, order, axis=1)
+    best = by_origin[np.arange(n_r)[:, None], order]
     shown = best > 0
     shown[:, 0] = True
     pr, pj = np.nonzero(shown)
@@ -382,16 +382,12 @@ def _contributions(
     """R x S contribution of each seed to each item (see the module docstring), and the
     listener :class:`Overlaps` of every pair (friends probed) when it counts them on the way (the
     one-hop mass does)."""
-    n_r, n_s = items.size, seeds.size
+    n_s = seeds.size
     if walk is not None and walk.seed_visits.shape[0] == n_s and walk.seed_visits.nnz:
+        # the items' columns of the seeds x items visit counts (scipy's column selection, in C:
+        # the visits of all seeds span thousands of items, of which R are wanted)
         sv = sp.csr_matrix(walk.seed_visits)
-        row = np.repeat(np.arange(n_s, dtype=np.int64), np.diff(sv.indptr))
-        col = sv.indices.astype(np.int64)
-        sorter = np.argsort(items, kind="stable")
-        at = np.minimum(np.searchsorted(items, col, sorter=sorter), n_r - 1)
-        hit = items[sorter[at]] == col
-        v: FloatArray = np.zeros((n_r, n_s))
-        v[sorter[at[hit]], row[hit]] = sv.data[hit]
+        v: FloatArray = np.asarray(sv[:, items].toarray(), dtype=np.float64).T
         return (np.sqrt(v) if params.boost else v), None
     # one-hop transition mass, weighted by walks per seed
     w = params.weights
