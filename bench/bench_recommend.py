@@ -9,7 +9,7 @@ thread), as wall time and as the thread's CPU time.
   off) on HetRec Last.fm-2K (items = artists), with the method the engine chose, the same with
   the sampled walk forced, and the engine's default for artists on a graph this size: the tuned
   Hybrid (fit time, then latency of scoring the user's current row; rows after a live listen
-  included).
+  included), and what explanations add to its requests (on minus off, per user).
 - ``agreement``: the sampled Pixie walk against its exact counterpart (personalised PageRank by
   power iteration on the same typed graph, parameters matched, boosting off) on the protocol split
   of seed 0: mean top-20 overlap and NDCG@20 of both on the held-out artists, per step budget.
@@ -101,6 +101,22 @@ def latency(
     return text, method
 
 
+def explain_cost(engine: RecommendationEngine, users: list[str], kind: str) -> str:
+    """What explanations add to one request: each user answered with explain off and on back to
+    back (the order alternating), CPU of on minus off. Steadier than the difference of two
+    separate runs' percentiles on a shared machine."""
+    off, on = Controls(limit=20, explain=False), Controls(limit=20, explain=True)
+    delta: list[float] = []
+    for i, u in enumerate(users):
+        cpu = {}
+        for c in (off, on) if i % 2 else (on, off):
+            c0 = time.thread_time()
+            engine.recommend(u, kind=kind, controls=c)  # type: ignore[arg-type]
+            cpu[c.explain] = (time.thread_time() - c0) * 1000
+        delta.append(cpu[True] - cpu[False])
+    return f"cpu p50 {pct(delta, 50):5.2f} p90 {pct(delta, 90):5.2f} ms"
+
+
 def bench_hetrec(h: HetRec, n_requests: int) -> None:
     print("\n## HetRec Last.fm-2K: recommend latency (one thread, top 20, items = artists)")
     p = hetrec_projection(h)
@@ -133,6 +149,10 @@ def bench_hetrec(h: HetRec, n_requests: int) -> None:
             f"default  method={method:14s} explain={'on ' if explain else 'off'} "
             f"{text} ({len(users)} requests)"
         )
+    print(
+        f"default  explanations' own cost (on minus off, same user back to back): "
+        f"{explain_cost(engine, users, 'artist')}"
+    )
     # a live listen of the user's top recommended artist: the next answer scores the changed row
     user = users[0]
     quiet = Controls(explain=False)
