@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 import pytest
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
@@ -148,3 +149,14 @@ async def test_unexpected_errors_are_masked_and_logged(
     failures = [e for e in logs if e["event"] == "graphql resolver failed"]
     assert failures and failures[0]["request_id"] == request_id
     assert failures[0]["log_level"] == "error" and failures[0]["exc_info"][0] is RuntimeError
+
+
+async def test_a_body_that_is_not_json_is_a_400(live: LiveServer) -> None:
+    """A POST whose body is not JSON (or is cut short) gets 400 saying so, not a server error."""
+    async with httpx.AsyncClient(base_url=live.url) as client:
+        for body in (b"{not json", b'{"query": "{ health { status } }"', b"\xff\xfe"):
+            r = await client.post(
+                "/graphql", content=body, headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 400, body
+            assert "JSON" in r.text

@@ -57,6 +57,13 @@ def is_unexpected(error: GraphQLError) -> bool:
 class MaskUnexpectedErrors(MaskErrors):
     """``MaskErrors`` that tells the client the request id to quote (the log has the details)."""
 
+    def _process_result(self, result: object) -> None:
+        # MaskErrors asks isinstance() of a runtime-checkable Protocol, which inspects the
+        # result's attributes one by one on every request; reading ``errors`` is the same test.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         context = getattr(self, "execution_context", None)
         request_id = getattr(getattr(context, "context", None), "request_id", None)
