@@ -152,7 +152,7 @@ def _rows_times(indptr: IntArray, indices: npt.NDArray[Any], table: F32) -> F32:
     return out
 
 
-_DENSE_CELLS = 4_000_000  # float32 cells of the columns x items table (16 MB)
+_DENSE_CELLS = 8_000_000  # float32 cells of the columns x items table (32 MB)
 
 
 @dataclass
@@ -187,20 +187,7 @@ def overlaps(
     if probe is not None:
         probe = probe[probe < n_cols]
     if n_cols * width > _DENSE_CELLS:
-        # a table this wide costs more to clear than it saves: sparse rows on both sides
-        a = rows_csr(m, items, n_cols)
-        b = rows_csr(m, seeds, n_cols).T
-        counts_s = np.asarray((a @ b).toarray(), dtype=np.int64)
-        mass_s = None
-        if col_degree is not None:
-            deg = col_degree[:n_cols].astype(np.float64)
-            inv = np.divide(1.0, deg, out=np.zeros(n_cols), where=deg > 0)
-            mass_s = np.asarray((a @ sp.diags(inv) @ b).toarray())
-        probed = None
-        if probe is not None:
-            cols, slot = _gather_rows(m, items)
-            probed = np.bincount(slot[np.isin(cols, probe)], minlength=n_r)
-        return Overlaps(counts_s, mass_s, probed)
+        return _overlaps_wide(m, items, seeds, n_cols, col_degree, probe)
     r_cols, r_slot = _gather_rows(m, items)
     table = np.zeros((n_cols, width), dtype=np.float32)
     flat = table.reshape(-1)
@@ -215,6 +202,48 @@ def overlaps(
     probed = None
     if probe is not None:
         probed = np.rint(table.take(probe, axis=0)[:, :n_r].sum(axis=0)).astype(np.int64)
+    return Overlaps(counts, mass, probed)
+
+
+def _overlaps_wide(
+    m: DynamicCSR,
+    items: IntArray,
+    seeds: IntArray,
+    n_cols: int,
+    col_degree: npt.NDArray[np.integer[Any]] | None,
+    probe: IntArray | None,
+) -> Overlaps:
+    """:func:`overlaps` for many columns (e.g. 100k users), where a columns x items table would
+    cost more to clear than to use: the seeds' columns as one bit set per column (52 seeds a
+    block; float sums of distinct powers of two stay exact), read at the items' entries; only
+    entries with a bit set are unpacked and counted."""
+    n_r, n_s = items.size, seeds.size
+    r_cols, r_slot = _gather_rows(m, items)
+    keys: list[IntArray] = []
+    weights: list[FloatArray] = []
+    for lo in range(0, n_s, 52):
+        block = seeds[lo : lo + 52]
+        s_cols, s_slot = _gather_rows(m, block)
+        bits = np.bincount(s_cols, weights=np.exp2(s_slot), minlength=n_cols)
+        found = bits[r_cols]
+        nz = np.flatnonzero(found)
+        if nz.size == 0:
+            continue
+        packed = found[nz].astype("<u8").view(np.uint8).reshape(-1, 8)
+        which, bit = np.nonzero(np.unpackbits(packed, axis=1, count=block.size, bitorder="little"))
+        keys.append(r_slot[nz[which]] * n_s + lo + bit)
+        if col_degree is not None:
+            weights.append(1.0 / col_degree[r_cols[nz[which]]])
+    key = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    counts = np.bincount(key, minlength=n_r * n_s).reshape(n_r, n_s).astype(np.int64)
+    mass = None
+    if col_degree is not None:
+        w = np.concatenate(weights) if weights else np.zeros(0)
+        sums = np.bincount(key, weights=w, minlength=n_r * n_s)
+        mass = sums.astype(np.float64).reshape(n_r, n_s)
+    probed = None
+    if probe is not None:
+        probed = np.bincount(r_slot[np.isin(r_cols, probe)], minlength=n_r).astype(np.int64)
     return Overlaps(counts, mass, probed)
 
 
