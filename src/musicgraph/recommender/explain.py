@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -343,12 +343,9 @@ def explain(
     tag_names = tag_names if tag_names is not None else TagNames(p, kind)
     kept = tag_names.prepare(il)  # (item << 32 | seed) -> shared tag names, of earlier answers
     pr_l, seed_l = pr.tolist(), pair_seeds.tolist()
-    tags = [kept.get(k) for k in ((items[pr] << 32) | pair_seeds).tolist()]
-    if None in tags:
-        tags = [
-            tag_names.pair(il[r], sd) if tg is None else tg
-            for tg, r, sd in zip(tags, pr_l, seed_l, strict=True)
-        ]
+    pair_keys = ((items[pr] << 32) | pair_seeds).tolist()
+    found = [kept.get(k) for k in pair_keys]
+    tags = tag_names.fill(pair_keys, found) if None in found else cast(list[tuple[str, ...]], found)
     if origins is None:
         labels = {sd: (names[sd] if sd < n_names else None) or seed_ids[sd] for sd in set(seed_l)}
         ids_l = [seed_ids[sd] for sd in seed_l]
@@ -522,23 +519,30 @@ class TagNames:
         self._limit = limit
         return self.pairs.setdefault(limit, {})
 
-    def pair(self, item: int, seed: int) -> tuple[str, ...]:
-        """The shared tag names of one pair, computed and kept (after :meth:`prepare`)."""
+    def fill(self, keys: list[int], answers: list[tuple[str, ...] | None]) -> list[tuple[str, ...]]:
+        """``answers`` with each None replaced by the shared tag names of its pair ``keys[q]``
+        (``item << 32 | seed``; 2**32 items of a kind is far beyond a projection in RAM),
+        computed and kept (after :meth:`prepare`)."""
         rel = self.p.tagged(self.kind).fwd
-        item_tags = self.ranked.get(item)
-        if item_tags is None:
-            self._rank(rel, [item])
-            item_tags = self.ranked[item]
-        seed_tags = self.sets.get(seed)
-        if seed_tags is None:
-            row = rel.row(seed).tolist() if seed < rel.n_rows else []
-            seed_tags = self.sets[seed] = set(row)
-        names = self.p.tags.ids
-        found = [t for t in item_tags if t in seed_tags]
-        answer = tuple([names[t] for t in found[: self._limit]]) if found else ()
-        # 2**32 items of a kind is far beyond a projection held in RAM
-        self.pairs[self._limit][(item << 32) | seed] = answer
-        return answer
+        ranked, sets, names, limit = self.ranked, self.sets, self.p.tags.ids, self._limit
+        kept = self.pairs[limit]
+        n_rows = rel.n_rows
+        out: list[tuple[str, ...]] = []
+        for key, answer in zip(keys, answers, strict=True):
+            if answer is None:
+                item, seed = key >> 32, key & 0xFFFFFFFF
+                item_tags = ranked.get(item)
+                if item_tags is None:
+                    self._rank(rel, [item])
+                    item_tags = ranked[item]
+                seed_tags = sets.get(seed)
+                if seed_tags is None:
+                    row = rel.row(seed).tolist() if seed < n_rows else []
+                    seed_tags = sets[seed] = set(row)
+                found = [t for t in item_tags if t in seed_tags]
+                answer = kept[key] = tuple([names[t] for t in found[:limit]]) if found else ()
+            out.append(answer)
+        return out
 
     def shared_pairs(
         self,
@@ -550,14 +554,9 @@ class TagNames:
     ) -> list[tuple[str, ...]]:
         """For each pair ``(items[pair_item[q]], seeds[pair_seed[q]])``: the names of the tags
         both have, at most ``limit``, heaviest on the item first (among its ``top``)."""
-        il = items.tolist()
-        kept = self.prepare(il, limit)
-        out: list[tuple[str, ...]] = []
-        for r, seed in zip(pair_item.tolist(), seeds[pair_seed].tolist(), strict=True):
-            item = il[r]
-            answer = kept.get((item << 32) | seed)
-            out.append(self.pair(item, seed) if answer is None else answer)
-        return out
+        kept = self.prepare(items.tolist(), limit)
+        keys = ((items[pair_item] << 32) | seeds[pair_seed]).tolist()
+        return self.fill(keys, [kept.get(k) for k in keys])
 
     def shared(self, a: int, b: int, limit: int = 3) -> tuple[str, ...]:
         """Names of the tags ``a`` and ``b`` share, heaviest on ``a`` first."""
