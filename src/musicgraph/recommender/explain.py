@@ -14,9 +14,9 @@ names), common playlists, and how many of the user's friends play the item.
 Listener overlaps and one-hop mass of every (item, seed) pair come from one sparse product, the
 seeds' listener rows times a users x items table (:func:`overlaps`), which also counts the
 friends; playlists are counted the same way for the pairs that are shown. Shared tags, wanted for
-the shown pairs only, are looked up in per-item ranked tag lists and per-seed tag sets kept
-across requests (:class:`TagNames`). Python touches only what is returned: one :class:`Reason`
-and one sentence per shown pair.
+the shown pairs only, come from per-item ranked tag lists, per-seed tag sets and per-pair answers
+kept across requests (:class:`TagNames`). Python touches only what is returned: one
+:class:`Reason` and one sentence per shown pair, built field by field in list comprehensions.
 """
 
 from __future__ import annotations
@@ -525,7 +525,7 @@ class TagNames:
         computed and kept (after :meth:`prepare`)."""
         rel = self.p.tagged(self.kind).fwd
         ranked, sets, names, limit = self.ranked, self.sets, self.p.tags.ids, self._limit
-        kept = self.pairs[limit]
+        kept = self.pairs.setdefault(limit, {})  # (emptied meanwhile if the tags changed)
         n_rows = rel.n_rows
         out: list[tuple[str, ...]] = []
         for key, answer in zip(keys, answers, strict=True):
