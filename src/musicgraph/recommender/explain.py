@@ -539,7 +539,8 @@ class TagNames:
                 if seed_tags is None:
                     row = rel.row(seed).tolist() if seed < n_rows else []
                     seed_tags = sets[seed] = set(row)
-                found = [t for t in item_tags if t in seed_tags]
+                both = seed_tags.intersection(item_tags)  # a C loop over the item's top tags
+                found = [t for t in item_tags if t in both] if both else []
                 answer = kept[key] = tuple([names[t] for t in found[:limit]]) if found else ()
             out.append(answer)
         return out
