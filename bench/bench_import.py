@@ -40,6 +40,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.support.neo4j_server
 
+from musicgraph.bus.outbox import OutboxEventBus, outbox_path  # noqa: E402
+from musicgraph.events import EventBus  # noqa: E402
 from musicgraph.graph.base import GraphStore  # noqa: E402
 from musicgraph.ingest.common import ByteMeter, ImportSummary  # noqa: E402
 from musicgraph.ingest.listenbrainz import read_listenbrainz  # noqa: E402
@@ -100,7 +102,7 @@ def write_export(path: Path, listens: int, *, seed: int = 1) -> None:
             f.write("\n")
 
 
-async def import_file(store: GraphStore, path: Path) -> ImportSummary:
+async def import_file(store: GraphStore, path: Path, bus: EventBus) -> ImportSummary:
     (user,) = await store.ensure_users(["bench"])
     meter = ByteMeter()
     summary = ImportSummary(format="listenbrainz", path=str(path))
@@ -108,10 +110,21 @@ async def import_file(store: GraphStore, path: Path) -> ImportSummary:
     cpu = time.process_time()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     # What `musicgraph import listenbrainz` runs: the parser as a job (in a second process on
-    # a multi-core machine), batches of the CLI's default size.
-    await import_records(
-        store, ParseJob(read_listenbrainz, path, user.id), summary, meter=meter, progress=False
-    )
+    # a multi-core machine), batches of the CLI's default size, each batch's new listens
+    # announced on the bus the CLI uses (the outbox beside a SQLite file; on Neo4j without
+    # Redis, this process's own bus).
+    await bus.start()
+    try:
+        await import_records(
+            store,
+            ParseJob(read_listenbrainz, path, user.id),
+            summary,
+            bus=bus,
+            meter=meter,
+            progress=False,
+        )
+    finally:
+        await bus.close()
     summary.extra["cpu_ms"] = round((time.process_time() - cpu) * 1000)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary.extra["parser_cpu_ms"] = round(
@@ -126,7 +139,7 @@ async def sqlite_run(path: Path, db: Path) -> ImportSummary:
     store = SqliteGraphStore(db)
     await store.open()
     try:
-        return await import_file(store, path)
+        return await import_file(store, path, OutboxEventBus(outbox_path(db)))
     finally:
         await store.close()
 
@@ -144,7 +157,7 @@ async def neo4j_run(path: Path, server: Any, server_pid: int | None = None) -> I
 
     async for store in open_clean_store(server):
         before = process_cpu(server_pid) if server_pid else 0.0
-        summary = await import_file(store, path)  # type: ignore[arg-type]
+        summary = await import_file(store, path, EventBus())  # type: ignore[arg-type]
         if server_pid:
             summary.extra["server_cpu_ms"] = round((process_cpu(server_pid) - before) * 1000)
         return summary

@@ -119,3 +119,20 @@ async def test_an_unusable_file_is_a_store_error_naming_it(tmp_path: Path) -> No
     path = tmp_path / "no-such-dir" / "graph.db"
     with pytest.raises(StoreError, match="no-such-dir"):
         await OutboxEventBus(path).start()
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3, 5])
+async def test_events_published_just_before_close_are_written(tmp_path: Path, turns: int) -> None:
+    """A short-lived process (a CLI command) that publishes and closes at once still leaves its
+    events in the outbox, wherever in its write the background task was stopped."""
+    path = tmp_path / "g.db-events"
+    bus = OutboxEventBus(path)
+    await bus.start()
+    for n in range(3):
+        bus.publish(Event("listens.recorded", payload={"n": n}, user_id="u1"))
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    await bus.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(f"SELECT COUNT(*) FROM {OUTBOX_TABLE}").fetchone() == (3,)
+    assert bus.sent == 3

@@ -96,6 +96,7 @@ class OutboxEventBus(EventBus):
         self._data_version: int | None = None
         self._pruned_at = 0.0
         self._error: str | None = None
+        self._closing = False
         self.sent = 0
         self.received = 0
         self.unserialisable = 0
@@ -129,18 +130,32 @@ class OutboxEventBus(EventBus):
                 self._probe = None
             raise StoreError(f"the event outbox in {self.path} could not be set up: {exc}") from exc
         self._db = db
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name="event-bus-outbox")
 
     async def close(self) -> None:
-        """Write what is queued, stop polling and close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Write what is queued, stop polling and close the connection. The task is asked to
+        stop rather than cancelled: cancelled between its BEGIN and its COMMIT, it would leave
+        the transaction open and the last events (a CLI command publishes and closes at once)
+        unwritten."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._closing = True
+            self._wake.set()
+            try:
+                await task
+            except Exception as exc:  # pragma: no cover - the loop catches sqlite errors itself
+                log.warning("event bus: the outbox task failed", error=str(exc))
         if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
+            try:
                 await self._flush(self._db)
+            except sqlite3.Error as exc:
+                log.warning(
+                    "event bus: events not written to the outbox at close",
+                    path=str(self.path),
+                    events=len(self._pending),
+                    error=str(exc),
+                )
             await self._db.close()
             self._db = None
         if self._probe is not None:
@@ -229,6 +244,8 @@ class OutboxEventBus(EventBus):
             self._wake.clear()
             try:
                 await self._flush(db)
+                if self._closing:
+                    return
                 await self._poll(db)
             except sqlite3.Error as exc:
                 if self._error is None:

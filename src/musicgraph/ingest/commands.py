@@ -129,7 +129,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             f"musicgraph import {args.format} needs --user NAME (whose listens these are)"
         )
 
-    async def go(store: GraphStore, _: Settings) -> int:
+    async def go(store: GraphStore, settings: Settings) -> int:
         if args.format == "hetrec":
             from musicgraph.ingest.hetrec import BATCH_SIZE as HETREC_BATCH
             from musicgraph.ingest.hetrec import import_hetrec
@@ -139,6 +139,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             )
             _emit(args, hetrec.as_dict(), hetrec.lines())
             return 0
+        from musicgraph.bus import create_bus
         from musicgraph.ingest.pipeline import BATCH_SIZE, ParseJob, import_records
 
         reader = _readers()[args.format]
@@ -150,14 +151,22 @@ def cmd_import(args: argparse.Namespace) -> int:
         (user,) = await store.ensure_users([args.user])
         meter = ByteMeter()
         summary = ImportSummary(format=args.format, path=str(args.path))
-        summary = await import_records(
-            store,
-            ParseJob(reader, args.path, user.id),
-            summary,
-            batch_size=args.batch_size or BATCH_SIZE,
-            meter=meter,
-            progress=_progress(args),
-        )
+        # The bus the settings choose (the outbox next to a SQLite file, or Redis): a server on
+        # the same graph applies each batch's new listens to its recommendations as they land.
+        bus = create_bus(settings, workers=1)
+        await bus.start()
+        try:
+            summary = await import_records(
+                store,
+                ParseJob(reader, args.path, user.id),
+                summary,
+                batch_size=args.batch_size or BATCH_SIZE,
+                bus=bus,
+                meter=meter,
+                progress=_progress(args),
+            )
+        finally:
+            await bus.close()
         _emit(args, {**summary.as_dict(), "user": user.name}, summary.lines())
         return 0
 
