@@ -9,6 +9,7 @@ loads what the query asks for.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 
 from graphql import (
@@ -21,13 +22,29 @@ from graphql import (
 
 from musicgraph.schema.context import Info
 
+#: answers by the field nodes (their ids, checked through weak references: a node's id can be
+#: reused once the parser cache drops its document) and the path; a request asks the same few
+#: questions of the same cached documents over and over
+_answers: dict[tuple[tuple[int, ...], tuple[str, ...]], tuple[list[weakref.ref[FieldNode]], bool]]
+_answers = {}
+_MAX_ANSWERS = 4096
+
 
 def selects(info: Info, *path: str) -> bool:
     """True when the current field's selection contains ``path`` (field names, not aliases),
     looking through inline fragments and fragment spreads. ``@skip``/``@include`` are not
     evaluated: a field they drop still counts as selected (prefetching it is only wasted work)."""
     raw = info._raw_info
-    return _selects(raw.field_nodes, path, raw.fragments)
+    nodes = raw.field_nodes
+    key = (tuple(map(id, nodes)), path)
+    known = _answers.get(key)
+    if known is not None and all(r() is n for r, n in zip(known[0], nodes, strict=True)):
+        return known[1]
+    answer = _selects(nodes, path, raw.fragments)
+    if len(_answers) >= _MAX_ANSWERS:
+        _answers.clear()
+    _answers[key] = ([weakref.ref(n) for n in nodes], answer)
+    return answer
 
 
 def _selects(
