@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import cached_property
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -93,37 +94,75 @@ def _loader(fn: Callable[[list[K]], Awaitable[Sequence[V]]]) -> DataLoader[K, V]
 
 
 class Loaders:
-    """The request's loaders. ``page_size`` is the largest first page a nested list may ask for."""
+    """The request's loaders, each made when the request first uses it (a user page needs four
+    of the eleven). ``page_size`` is the largest first page a nested list may ask for."""
 
     def __init__(self, store: GraphStore, *, page_size: int = 100) -> None:
         self.page_size = page_size
         self._store = store
         self._top_artists: dict[int, DataLoader[str, list[ArtistListen]]] = {}
-        self.user: DataLoader[str, User | None] = _loader(store.get_users)
-        self.track: DataLoader[str, Track | None] = _loader(store.get_tracks)
-        self.artist: DataLoader[str, Artist | None] = _loader(store.get_artists)
-        self.playlist: DataLoader[str, Playlist | None] = _loader(store.get_playlists)
+
+    @cached_property
+    def user(self) -> DataLoader[str, User | None]:
+        return _loader(self._store.get_users)
+
+    @cached_property
+    def track(self) -> DataLoader[str, Track | None]:
+        return _loader(self._store.get_tracks)
+
+    @cached_property
+    def artist(self) -> DataLoader[str, Artist | None]:
+        return _loader(self._store.get_artists)
+
+    @cached_property
+    def playlist(self) -> DataLoader[str, Playlist | None]:
+        return _loader(self._store.get_playlists)
+
+    @cached_property
+    def track_tags(self) -> DataLoader[str, list[Tagging]]:
+        store = self._store
 
         async def track_tags(ids: list[str]) -> list[list[Tagging]]:
             return await store.get_tags("track", ids)
 
+        return _loader(track_tags)
+
+    @cached_property
+    def artist_tags(self) -> DataLoader[str, list[Tagging]]:
+        store = self._store
+
         async def artist_tags(ids: list[str]) -> list[list[Tagging]]:
             return await store.get_tags("artist", ids)
 
+        return _loader(artist_tags)
+
+    @cached_property
+    def artist_tracks(self) -> DataLoader[str, list[Track]]:
+        """The first ``page_size`` tracks of each artist, by title."""
+        store, page_size = self._store, self.page_size
+
         async def artist_tracks(ids: list[str]) -> list[list[Track]]:
             return await store.tracks_by_artists(ids, limit=page_size)
+
+        return _loader(artist_tracks)
+
+    @cached_property
+    def artist_track_count(self) -> DataLoader[str, int]:
+        return _loader(self._store.count_tracks_by_artists)
+
+    @cached_property
+    def aggregates(self) -> DataLoader[str, list[ListenAggregate]]:
+        return _loader(self._store.get_aggregates)
+
+    @cached_property
+    def friends(self) -> DataLoader[str, list[str]]:
+        store = self._store
 
         async def friends(ids: list[str]) -> list[list[str]]:
             # The store has no batched read for friends; a profile page asks for one user.
             return [await store.get_friends(i) for i in ids]
 
-        self.track_tags: DataLoader[str, list[Tagging]] = _loader(track_tags)
-        self.artist_tags: DataLoader[str, list[Tagging]] = _loader(artist_tags)
-        #: the first ``page_size`` tracks of each artist, by title
-        self.artist_tracks: DataLoader[str, list[Track]] = _loader(artist_tracks)
-        self.artist_track_count: DataLoader[str, int] = _loader(store.count_tracks_by_artists)
-        self.aggregates: DataLoader[str, list[ListenAggregate]] = _loader(store.get_aggregates)
-        self.friends: DataLoader[str, list[str]] = _loader(friends)
+        return _loader(friends)
 
     def top_artists(self, limit: int) -> DataLoader[str, list[ArtistListen]]:
         """Each user's ``limit`` most played artists (one loader, one batch, per limit)."""
