@@ -180,8 +180,8 @@ def overlaps(
     One sparse product: the seeds' rows (S x columns, as they lie in the pool) times a dense
     columns x items table holding 1 where the item has the column (and ``1 / degree`` in a
     second block), so the cost is the seeds' row lengths times the number of items, in C, with
-    no Python loop and no temporary per seed entry. Tables past ``_DENSE_CELLS`` (huge user
-    counts) multiply sparse rows on both sides instead."""
+    no Python loop and no temporary per seed entry. A table past ``_DENSE_CELLS`` cells (a huge
+    number of columns) is not built: :func:`_overlaps_wide` counts with bit sets instead."""
     n_r = items.size
     width = 2 * n_r if col_degree is not None else n_r
     if probe is not None:
