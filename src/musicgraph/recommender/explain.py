@@ -461,7 +461,7 @@ class TagNames:
         *,
         top: int = 20,
         max_entries: int = 50_000,
-        rank_all_edges: int = 1_000_000,
+        rank_all_edges: int = 250_000,
     ):
         self.p = p
         self.kind = kind
@@ -483,8 +483,8 @@ class TagNames:
             self.pairs.clear()
             self._key = key
             if 0 < rel.nnz <= self.rank_all_edges and rel.n_rows <= self.max_entries:
-                # a small graph's items are ranked at once (HetRec: 108k tag edges, ~20 ms), so
-                # no answer waits for its items to be ranked
+                # a small graph's items are ranked at once (HetRec: 108k tag edges, ~20 ms; the
+                # bound keeps this pause short), so no answer waits for its items to be ranked
                 self._rank(rel, list(range(rel.n_rows)))
         caches: list[dict[int, Any]] = [self.ranked, self.sets, *self.pairs.values()]
         for cache in caches:
