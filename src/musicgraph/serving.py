@@ -121,6 +121,19 @@ def _die_with_parent() -> None:
         sys.exit(0)
 
 
+def _thread_lock_for_tqdm() -> None:
+    """implicit's ALS (the recommender's fit) opens a tqdm bar, even a disabled one, and tqdm's
+    first bar creates a multiprocessing lock: a named semaphore that a worker stopped by SIGTERM
+    never releases, so Python warned of "leaked semaphore objects" at every shutdown. A worker's
+    bars are only ever used from its own threads: a thread lock is enough."""
+    with contextlib.suppress(ImportError):
+        import threading
+
+        from tqdm import tqdm  # type: ignore[import-untyped]
+
+        tqdm.set_lock(threading.RLock())
+
+
 class Worker(Process):
     """uvicorn's worker process; with ``address``, it binds its own ``SO_REUSEPORT`` socket there
     instead of using a socket the parent bound."""
@@ -135,6 +148,7 @@ class Worker(Process):
     def target(self, sockets: list[socket.socket] | None = None) -> None:  # pragma: no cover
         # runs in the worker process (uvicorn's subprocess_started calls it)
         _die_with_parent()
+        _thread_lock_for_tqdm()
         if self.address is not None:
             host, port = self.address
             try:
