@@ -331,3 +331,21 @@ def test_direct_resolvers_answer_and_fail_as_strawberry_does() -> None:
             e.formatted for e in want.errors or []
         ], query
     assert asyncio.run(fast.execute('{ greeter { later(id: "bad") } }')).errors
+
+
+def test_the_engines_reasons_answer_for_the_graphql_reason_type() -> None:
+    """Every plain field of the GraphQL ``Reason`` is an attribute of the engine's ``Reason`` of
+    a type the field accepts, so the engine's objects are served without copying."""
+    import dataclasses
+
+    from musicgraph.recommender.explain import Reason as EngineReason
+    from musicgraph.schema.types.recommendation import Reason
+
+    engine_fields = {f.name: f.type for f in dataclasses.fields(EngineReason)}
+    graphql_fields = {
+        f.python_name: f for f in Reason.__strawberry_definition__.fields if not f.base_resolver
+    }
+    assert set(graphql_fields) == set(engine_fields)
+    same = {"str": str, "float": float, "int": int, "tuple[str, ...]": list[str]}
+    for name, annotation in engine_fields.items():
+        assert same[str(annotation)] == graphql_fields[name].type, name

@@ -4,6 +4,7 @@ projection (no store reads on this path, apart from loading the items to show)."
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import TYPE_CHECKING, Any
 
@@ -78,9 +79,11 @@ async def recommend(
     controls: RecommendationControls | None,
     *,
     use_cache: bool = True,
+    reasons: bool = True,
 ) -> RecommendationsResult:
     """Recommendations for ``user`` (default: the viewer), or from ``seeds`` alone. Answers come
-    from a short-lived cache that events invalidate (``use_cache=False`` asks the engine)."""
+    from a short-lived cache that events invalidate (``use_cache=False`` asks the engine).
+    ``reasons=False`` (the query does not select them) skips the explanations."""
     if user is None:
         user = ctx.viewer.user_id
     elif not ctx.may_read_private(user):
@@ -95,6 +98,8 @@ async def recommend(
     if engine is None:
         return _unavailable()
     wanted = build_controls(limit, seeds, controls)
+    if not reasons and wanted.explain:
+        wanted = dataclasses.replace(wanted, explain=False)
     cache = ctx.state.recommendations
     result = cache.get(user, (kind, wanted)) if use_cache else None
     if result is None:

@@ -11,6 +11,7 @@ from musicgraph.resolvers.access import denied
 from musicgraph.schema.context import Info
 from musicgraph.schema.decorators import field
 from musicgraph.schema.inputs import RecommendationControls
+from musicgraph.schema.selection import selects
 from musicgraph.schema.types.catalogue import Artist, Tag, Track
 from musicgraph.schema.types.connection import Connection
 from musicgraph.schema.types.enrichment import EnrichmentJob, EnrichmentQueue
@@ -105,7 +106,13 @@ class Query:
         controls: RecommendationControls | None = None,
     ) -> RecommendationsResult:
         result = await recommendations.recommend(
-            info.context, user, kind, limit, [str(s) for s in seeds or []], controls
+            info.context,
+            user,
+            kind,
+            limit,
+            [str(s) for s in seeds or []],
+            controls,
+            reasons=selects(info, "items", "reasons"),
         )
         if isinstance(result, RecommendationList):
             await attach_items(info, result)
