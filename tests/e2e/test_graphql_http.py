@@ -246,6 +246,16 @@ async def test_recommendations_with_reasons(live: LiveServer) -> None:
     assert all(i["reasons"] and i["reasons"][0]["evidence"] for i in items)
 
 
+async def test_recommendations_without_reasons_then_with_them(live: LiveServer) -> None:
+    """A query that selects no reasons gets the same items, and a query that selects them next
+    gets them (the list computed without explanations is not served for it)."""
+    bare = "{ recommendations(limit: 4) { ... on RecommendationList { items { itemId } } } }"
+    items = (await execute(live, bare, token=ALICE_TOKEN))["recommendations"]["items"]
+    full = (await execute(live, RECS, {"limit": 4}, token=ALICE_TOKEN))["recommendations"]
+    assert [i["itemId"] for i in full["items"]] == [i["itemId"] for i in items]
+    assert all(i["reasons"] and i["reasons"][0]["evidence"] for i in full["items"])
+
+
 async def test_seed_radio_for_anyone(live: LiveServer, seed: Seed) -> None:
     """Without a token, recommendations from seeds work (seed radio); similarTracks too."""
     data = await execute(live, RECS, {"limit": 3, "seeds": [seed.tracks["Words"]]})
