@@ -15,7 +15,15 @@ from musicgraph.recommender.projection import Projection
 
 NOW = 1_700_000_000
 # small fixed params: the test graph is tiny (the tuned ones are for HetRec)
-PARAMS = {"factors": 4, "als_factors": 4, "l2": 5.0, "tag_k": 5}
+PARAMS = {
+    "factors": 4,
+    "als_factors": 4,
+    "als_regularization": 1.0,
+    "als2_factors": 4,
+    "als2_regularization": 1.0,
+    "l2": 5.0,
+    "tag_k": 5,
+}
 
 
 def two_scenes() -> Projection:
@@ -226,7 +234,7 @@ def test_row_scoring_matches_the_fitted_users(w_als: float) -> None:
     friends = sp.csr_matrix(p.friends.to_csr(), dtype=np.float64)
     friends.resize((plays.shape[0], plays.shape[0]))
     tags = sp.csr_matrix(p.artist_tag.fwd.to_csr(), dtype=np.float64)
-    model = Hybrid(**PARAMS, w_als=w_als)  # type: ignore[arg-type]
+    model = Hybrid(**PARAMS, w_als=w_als, w_als2=w_als)  # type: ignore[arg-type]
     model.fit(TrainingData(user_items=plays, item_tags=tags, user_friends=friends))
     users = np.arange(plays.shape[0])
     friend_plays = [plays[friends[u].indices] for u in users]

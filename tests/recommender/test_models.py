@@ -53,7 +53,14 @@ FACTORIES: dict[str, Callable[[], Recommender]] = {
     "RP3beta": lambda: RP3beta(alpha=1.0, beta=0.0),
     "EASE": lambda: EASE(l2=1.0),
     "ALS": _als,
-    "Hybrid": lambda: Hybrid(l2=1.0, factors=2, als_factors=2, als_regularization=0.1),
+    "Hybrid": lambda: Hybrid(
+        l2=1.0,
+        factors=2,
+        als_factors=2,
+        als_regularization=0.1,
+        als2_factors=2,
+        als2_regularization=0.1,
+    ),
 }
 
 

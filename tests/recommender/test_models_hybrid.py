@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from musicgraph.recommender.base import TrainingData
@@ -39,8 +42,8 @@ ITEM_TAGS = sp.csr_matrix(
 )
 
 
-def _hybrid(**weights: float) -> Hybrid:
-    return Hybrid(**{"l2": 1.0, "factors": 2, "w_als": 0.0, **weights})
+def _hybrid(**weights: Any) -> Hybrid:
+    return Hybrid(**{"l2": 1.0, "factors": 2, "w_als": 0.0, "w_als2": 0.0, **weights})
 
 
 def test_tags_reach_an_artist_nobody_listened_to() -> None:
@@ -104,8 +107,10 @@ def _brute_force_ease(plays: sp.csr_matrix, l2: float) -> np.ndarray:
     return np.asarray(b)
 
 
-def test_score_one_matches_the_batch_scores_with_every_component() -> None:
-    """Serving one row (score_one) gives the batch path's fused scores, ALS and friends included."""
+@pytest.mark.parametrize("scale", ["max", "std"])
+def test_score_one_matches_the_batch_scores_with_every_component(scale: str) -> None:
+    """Serving one row (score_one) gives the batch path's fused scores, both ALS and friends
+    included, under either scale."""
     rng = np.random.default_rng(0)
     n_users, n_items, n_tags = 40, 30, 8
     plays = sp.csr_matrix(
@@ -127,7 +132,17 @@ def test_score_one_matches_the_batch_scores_with_every_component() -> None:
     )
     friends.data[:] = 1.0
     model = Hybrid(
-        l2=5.0, factors=4, w_als=1.0, als_factors=4, als_regularization=1.0, tag_side=1.0
+        l2=5.0,
+        factors=4,
+        w_als=1.0,
+        als_factors=4,
+        als_regularization=1.0,
+        w_als2=2.0,
+        als2_factors=6,
+        als2_regularization=3.0,
+        als2_alpha=2.0,
+        scale=scale,
+        tag_side=1.0,
     )
     model.fit(TrainingData(user_items=plays, item_tags=tags, user_friends=friends))
     for user in range(n_users):
@@ -141,13 +156,15 @@ def test_score_one_matches_the_batch_scores_with_every_component() -> None:
         np.testing.assert_allclose(got[unheard], expected[unheard], rtol=1e-4, atol=1e-4)
 
 
-def test_score_one_ease_part_is_exact_ease() -> None:
-    """With every other weight zero, score_one is x B for B from EASE's closed form."""
+@pytest.mark.parametrize("scale", ["max", "std"])
+def test_score_one_ease_part_is_exact_ease(scale: str) -> None:
+    """With every other weight zero, score_one is x B for B from EASE's closed form, divided by
+    the best unheard score ("max") or by the population std of the unheard scores ("std")."""
     rng = np.random.default_rng(1)
     plays = sp.csr_matrix(
         rng.integers(1, 9, (25, 12)) * (rng.random((25, 12)) < 0.4), dtype=np.float64
     )
-    model = _hybrid(w_svd=0.0, w_friends=0.0, w_tag_knn=0.0, w_tag_profile=0.0)
+    model = _hybrid(w_svd=0.0, w_friends=0.0, w_tag_knn=0.0, w_tag_profile=0.0, scale=scale)
     model.fit(TrainingData(user_items=plays))
     b = _brute_force_ease(plays, 1.0)
     for user in range(plays.shape[0]):
@@ -155,11 +172,11 @@ def test_score_one_ease_part_is_exact_ease() -> None:
         x = (row.toarray()[0] > 0).astype(np.float64)
         expected = x @ b
         unheard = np.setdiff1d(np.arange(plays.shape[1]), row.indices)
-        best = float(expected[unheard].max())
-        if best > 0:
-            expected = expected / best
+        div = float(expected[unheard].max() if scale == "max" else expected[unheard].std())
+        if div > 0:
+            expected = expected / div
         got = model.score_one(row.indices, row.data)
-        np.testing.assert_allclose(got[unheard], expected[unheard], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[unheard], expected[unheard], rtol=1e-5, atol=1e-5)
 
 
 def test_tags_as_pseudo_users_give_ease_weights_to_an_unheard_artist() -> None:
@@ -170,7 +187,9 @@ def test_tags_as_pseudo_users_give_ease_weights_to_an_unheard_artist() -> None:
     plain = _hybrid(**weights)
     plain.fit(data)
     assert plain.component_scores(np.array([2]))["ease"][0, 6] == 0.0
-    side = Hybrid(l2=1.0, factors=2, w_als=0.0, tag_side=1.0, tag_side_min_items=1, **weights)
+    side = Hybrid(
+        l2=1.0, factors=2, w_als=0.0, w_als2=0.0, tag_side=1.0, tag_side_min_items=1, **weights
+    )
     side.fit(data)
     ease = side.component_scores(np.array([2]))["ease"][0]
     assert ease[6] > 0.0
@@ -187,3 +206,59 @@ def test_tag_side_rows_keep_tags_on_enough_items() -> None:
     assert rows.shape == (1, 7)
     assert rows.toarray()[0].tolist() == [2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 2.0]
     assert _tag_side_rows(TrainingData(user_items=PLAYS), 1.0, 1) is None
+
+
+def test_row_scales_are_the_max_or_the_std_of_the_finite_scores() -> None:
+    """_row_scales divides by the best or the population std of each row's finite (unheard)
+    scores, and by 1 where that is not positive or nothing is finite."""
+    from musicgraph.recommender.hybrid import _row_scales
+
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(5, 9))
+    scores[0, [1, 4]] = -np.inf
+    scores[1, :] = -np.inf
+    scores[2, :] = -1.0
+    for how, stat in (("max", np.max), ("std", np.std)):
+        got = _row_scales(scores, how).ravel()
+        for r in (0, 3, 4):
+            finite = scores[r][np.isfinite(scores[r])]
+            assert got[r] == pytest.approx(float(stat(finite)))
+        assert got[1] == 1.0
+    assert _row_scales(scores, "std").ravel()[2] == 1.0  # a constant row has no spread
+    assert _row_scales(scores, "max").ravel()[2] == 1.0  # nor a positive best
+
+
+def test_an_unknown_scale_is_refused() -> None:
+    """Hybrid(scale=...) accepts "max" and "std" only, naming what it got."""
+    with pytest.raises(ValueError, match="'mean'"):
+        Hybrid(scale="mean")
+
+
+def test_the_second_als_is_served_by_its_fold_in() -> None:
+    """With EASE and the second ALS only, score_one is their std-scaled sum, the ALS part being
+    that model's own fold-in (implicit's recalculate_user)."""
+    rng = np.random.default_rng(4)
+    plays = sp.csr_matrix(
+        rng.integers(1, 30, (30, 20)) * (rng.random((30, 20)) < 0.35), dtype=np.float64
+    )
+    model = _hybrid(
+        w_svd=0.0,
+        w_friends=0.0,
+        w_tag_knn=0.0,
+        w_tag_profile=0.0,
+        w_als2=1.0,
+        als2_factors=5,
+        als2_regularization=2.0,
+    )
+    model.fit(TrainingData(user_items=plays))
+    als2 = model._c.als2 if model._c is not None else None
+    assert als2 is not None and model._c is not None and model._c.als is None
+    for user in range(plays.shape[0]):
+        row = plays[user]
+        unheard = np.setdiff1d(np.arange(plays.shape[1]), row.indices)
+        folded = als2.score_rows(row)[0]
+        got = model.score_one(row.indices, row.data)
+        ease = model.component_scores_rows(row)["ease"][0]
+        s_ease, s_als = ease[unheard].std(), folded[unheard].std()
+        expected = ease / (s_ease if s_ease > 0 else 1.0) + folded / (s_als if s_als > 0 else 1.0)
+        np.testing.assert_allclose(got[unheard], expected[unheard], rtol=1e-3, atol=1e-3)
