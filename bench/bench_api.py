@@ -18,8 +18,9 @@ its Hybrid in the background after startup) before measuring.
 In-process, each operation is executed by Strawberry (``schema.execute``) and by graphql-core
 directly (``graphql.execute`` on the schema Strawberry built, with the same resolvers and the same
 context; the document parsed and validated once, as Strawberry's parser and validation caches
-do), so the two differ only by what Strawberry adds around graphql-core. Prints numbers; never
-fails on time.
+do), twice: with the executor the API runs (``FastLeafExecutionContext``, musicgraph's plans on
+top of Strawberry's execution context), so the two differ only by what Strawberry adds around
+graphql-core, and with graphql-core's own executor. Prints numbers; never fails on time.
 
     musicgraph demo --db /tmp/mg-bench/demo.db          # once
     python bench/bench_api.py --db /tmp/mg-bench/demo.db
@@ -55,7 +56,7 @@ from musicgraph.graph.sqlite_store import SqliteGraphStore
 from musicgraph.recommender.engine import RecommendationEngine
 from musicgraph.schema.build import build_schema
 from musicgraph.schema.context import AppState, Context, Viewer
-from musicgraph.schema.execution import weak_async_helpers
+from musicgraph.schema.execution import FastLeafExecutionContext, weak_async_helpers
 from musicgraph.schema.loaders import Loaders
 from musicgraph.settings import Settings
 
@@ -406,7 +407,9 @@ async def bench_in_process(db: Path, user_id: str, args: argparse.Namespace) -> 
                     raise RuntimeError(result.errors)
 
             async def core_call(
-                d: graphql.DocumentNode = document, v: Callable[[], dict[str, Any]] = variables
+                d: graphql.DocumentNode = document,
+                v: Callable[[], dict[str, Any]] = variables,
+                executor: type[Any] = CoreExecutor,
             ) -> None:
                 # graphql-core as a server would use it: the document parsed and validated once
                 result = graphql.execute(
@@ -414,22 +417,33 @@ async def bench_in_process(db: Path, user_id: str, args: argparse.Namespace) -> 
                     d,
                     variable_values=v(),
                     context_value=context(),
-                    executor_class=CoreExecutor,
+                    executor_class=executor,
                 )
                 if inspect.isawaitable(result):
                     result = await result
                 if result.errors:
                     raise RuntimeError(result.errors)
 
+            async def core_fast_call() -> None:
+                await core_call(executor=FastLeafExecutionContext)
+
             cpu_per_request: dict[str, float] = {}
-            for label, call in (("strawberry", strawberry_call), ("graphql-core", core_call)):
+            for label, call in (
+                ("strawberry", strawberry_call),
+                ("graphql-core, same executor", core_fast_call),
+                ("graphql-core, its own executor", core_call),
+            ):
                 lat, elapsed, used = await load(
                     call, clients=args.clients, requests=args.requests, warmup=args.warmup
                 )
                 cpu_per_request[label] = used / len(lat)
                 print(summary(f"{name}: {label}", lat, elapsed, used))
-            ratio = cpu_per_request["strawberry"] / cpu_per_request["graphql-core"]
-            print(f"  {name}: Strawberry uses {ratio:.2f}x graphql-core's CPU per request")
+            same = cpu_per_request["strawberry"] / cpu_per_request["graphql-core, same executor"]
+            own = cpu_per_request["strawberry"] / cpu_per_request["graphql-core, its own executor"]
+            print(
+                f"  {name}: Strawberry uses {same:.2f}x the CPU per request of graphql-core with "
+                f"the same executor (what Strawberry adds), {own:.2f}x that of graphql-core's own"
+            )
     finally:
         await store.close()
 
