@@ -15,16 +15,15 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.extensions.parser_cache import _get_parse_cache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.schema.schema import validate_document
@@ -93,18 +92,49 @@ class CachedNameConverter(NameConverter):
         return found
 
 
-class ValidateOnce(SchemaExtension):
-    """Strawberry's ``ValidationCache`` keyed by the parsed document's identity.
+class ApiPolicy(MaskUnexpectedErrors):
+    """The API's per-operation rules in one extension (Strawberry runs every extension's hooks
+    through a chain of context managers per phase, a fixed cost on every request):
 
-    ``ValidationCache`` memoises on the document's hash, and graphql-core hashes a document by
-    walking all of its nodes (a few tens of microseconds on every request); the parser cache
-    hands out the same document object for the same text, so its identity is the key (with a
-    weak reference, so a dropped document's entry goes and its id can be reused safely)."""
+    - limits: at most ``max_tokens`` tokens (what ``MaxTokensLimiter`` does) and the depth and
+      alias rules (``AddValidationRules``);
+    - each document parsed once (``ParserCache``: the same LRU of ``parse`` by text and
+      options) and validated once, keyed by the parsed document's identity: Strawberry's
+      ``ValidationCache`` memoises on the document's hash, and graphql-core hashes a document by
+      walking all of its nodes (tens of microseconds a request); the entry holds the document
+      weakly, so a dropped document's entry goes and its id can be reused safely;
+    - operations over one WebSocket share its context: each gets its own DataLoader cache, so a
+      query after a mutation on the same connection reads what the mutation wrote;
+    - unexpected errors masked (:class:`MaskUnexpectedErrors`)."""
 
-    def __init__(self, *, maxsize: int, cache: dict[int, Any]) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        *,
+        max_tokens: int,
+        rules: tuple[type[ASTValidationRule], ...],
+        validated: dict[int, Any],
+        maxsize: int = 512,
+    ) -> None:
+        super().__init__(should_mask_error=is_unexpected, error_message=MASKED_MESSAGE)
+        self.max_tokens = max_tokens
+        self.rules = rules
+        self.validated = validated
         self.maxsize = maxsize
-        self.cache = cache
+        self.parse = _get_parse_cache(maxsize)
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.parse_options["max_tokens"] = self.max_tokens
+        context.validation_rules = context.validation_rules + self.rules
+        own = context.context
+        if isinstance(own, Context) and own.long_lived:
+            own.renew_loaders()
+        yield from super().on_operation()
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        context.graphql_document = self.parse(context.query, **context.parse_options)
+        yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -114,12 +144,12 @@ class ValidateOnce(SchemaExtension):
             return
         rules = tuple(context.validation_rules)
         key = id(document)
-        found = self.cache.get(key)
+        cache = self.validated
+        found = cache.get(key)
         if found is not None and found[0]() is document and found[1] == rules:
             errors = found[2]
         else:
             errors = validate_document(context.schema._schema, document, rules)
-            cache = self.cache
             if len(cache) >= self.maxsize:
                 cache.pop(next(iter(cache)))
 
@@ -130,17 +160,6 @@ class ValidateOnce(SchemaExtension):
 
             cache[key] = (weakref.ref(document, forget), rules, errors)
         context.pre_execution_errors = errors
-        yield
-
-
-class FreshLoaders(SchemaExtension):
-    """Operations over one WebSocket share its context: give each its own DataLoader cache, so
-    a query after a mutation on the same connection reads what the mutation wrote."""
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context.context
-        if isinstance(context, Context) and context.long_lived:
-            context.renew_loaders()
         yield
 
 
@@ -184,15 +203,7 @@ def build_schema(settings: Settings) -> MusicgraphSchema:
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
     extensions: list[Callable[[], SchemaExtension]] = [
-        # Clients repeat the same few documents: parse and validate each once.
-        partial(ParserCache, maxsize=512),
-        partial(ValidateOnce, maxsize=512, cache={}),
-        partial(AddValidationRules, limits),
-        FreshLoaders,
-        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        partial(
-            MaskUnexpectedErrors, should_mask_error=is_unexpected, error_message=MASKED_MESSAGE
-        ),
+        partial(ApiPolicy, max_tokens=settings.max_tokens, rules=tuple(limits), validated={}),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
