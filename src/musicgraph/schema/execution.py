@@ -77,7 +77,10 @@ class _Leaf(NamedTuple):
 _LEAF, _OBJECT, _TYPENAME, _OTHER = range(4)
 #: a value the fast path does not complete (the field goes through graphql-core instead)
 _MISS: Any = object()
-_KEPT_DIRECTIVES = frozenset(("skip", "include"))  # applied when fields are collected
+_KEPT_DIRECTIVES = frozenset(("skip", "include"))
+#: classes of values that are neither awaitable nor exceptions (answered objects and lists,
+#: plain scalars): checked by identity before the slower generic tests
+_SETTLED = frozenset((dict, list, str, int, float, bool, type(None)))  # applied when fields are collected
 
 
 class _Entry(NamedTuple):
@@ -368,7 +371,9 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if leaf.nullable:
                         out[entry.name] = None
                         continue
-                elif value is not Undefined and not isinstance(value, Exception):
+                elif value is not Undefined and (
+                    value.__class__ in _SETTLED or not isinstance(value, Exception)
+                ):
                     try:
                         coerced = leaf.coerce(value)
                     except Exception:
@@ -412,7 +417,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if result is Undefined:
                 continue
             out[entry.name] = result
-            if self.is_awaitable(result):
+            if result.__class__ not in _SETTLED and self.is_awaitable(result):
                 if pending is None:
                     pending = []
                 pending.append(entry.name)
@@ -444,7 +449,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             result = self._complete_list(type_.of_type, entry, value, path)
         else:
             result = self._complete_object(type_, entry, value, path)
-        if result is _MISS or not self.is_awaitable(result):
+        if result is _MISS or result.__class__ in _SETTLED or not self.is_awaitable(result):
             return result
         return self._guard(result, entry.type_, entry.details, path)
 
@@ -484,7 +489,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if completed is _MISS:
                 self._drop(out, pending)
                 return _MISS
-            if self.is_awaitable(completed):
+            if completed.__class__ not in _SETTLED and self.is_awaitable(completed):
                 if pending is None:
                     pending = []
                 pending.append(index)
