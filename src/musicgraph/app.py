@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import json
 import os
@@ -60,6 +59,7 @@ from strawberry.types.unset import UnsetType
 from musicgraph.auth import hash_token
 from musicgraph.events import EventBus
 from musicgraph.graph import GraphStore, create_store
+from musicgraph.heap import settle_for_serving
 from musicgraph.ingest.exporters import FORMATS, load_playlist_export
 from musicgraph.logging import get_logger
 from musicgraph.schema.build import build_schema
@@ -524,16 +524,7 @@ async def _start_engine(state: AppState) -> None:
         return
     state.engine = engine
     state.projection_loaded = True
-    # The projection and everything else built at startup live as long as the process: move
-    # them out of the collector's reach, so a full collection while serving walks only what
-    # requests allocate (a full walk of the startup heap stalls every request for ~50 ms).
-    gc.collect()
-    gc.freeze()
-    # A request leaves a few hundred container objects for the collector to look at; at the
-    # default threshold (700) that is a young collection every other request and a full one
-    # every few hundred (about 1 ms of CPU per request in all). Collect young objects every
-    # 10,000 allocations instead: a third of the collector's time, full collections rare.
-    gc.set_threshold(10_000, 20, 100)
+    settle_for_serving()  # the startup heap out of the collector's reach (musicgraph.heap)
     log.info(
         "recommender ready",
         seconds=round(time.perf_counter() - start, 2),
