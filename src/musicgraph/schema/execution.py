@@ -5,7 +5,8 @@ Strawberry's resolver wrapper (which calls ``getattr``), then completes the valu
 non-null wrapper, the list and the object or leaf type. A user page or a recommendation list is
 several hundred such fields, and that machinery was most of the request's CPU.
 
-:class:`FastLeafExecutionContext` plans each object selection once per request: a field that
+:class:`FastLeafExecutionContext` plans each object selection once per request (once for every
+execution of an operation whose selection does not depend on its variables): a field that
 Strawberry itself treats as basic (no resolver, no field extensions, no arguments) is read with
 ``getattr``; a scalar or enum is coerced in place; an object, a list of objects or an interface or
 union of Strawberry objects is completed recursively with its own plan (its type checked as
@@ -21,7 +22,8 @@ off for the request.
 :func:`install_prefetched` does the same for object fields whose resolver only returns what the
 parent attached (a listen's track, a track's artists): it answers them with the attribute when
 it is set, and calls the resolver through Strawberry otherwise; the plans read that attribute
-directly.
+directly. :func:`install_direct_resolvers` calls resolvers whose arguments are plain scalars
+without Strawberry's per-call argument conversion.
 """
 
 from __future__ import annotations
@@ -77,10 +79,10 @@ class _Leaf(NamedTuple):
 _LEAF, _OBJECT, _TYPENAME, _OTHER = range(4)
 #: a value the fast path does not complete (the field goes through graphql-core instead)
 _MISS: Any = object()
-_KEPT_DIRECTIVES = frozenset(("skip", "include"))
+_KEPT_DIRECTIVES = frozenset(("skip", "include"))  # applied when fields are collected
 #: classes of values that are neither awaitable nor exceptions (answered objects and lists,
 #: plain scalars): checked by identity before the slower generic tests
-_SETTLED = frozenset((dict, list, str, int, float, bool, type(None)))  # applied when fields are collected
+_SETTLED = frozenset((dict, list, str, int, float, bool, type(None)))
 
 
 class _Entry(NamedTuple):
