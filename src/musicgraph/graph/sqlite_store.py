@@ -1497,7 +1497,7 @@ class SqliteGraphStore:
                 for u, ranked in found.items():
                     cache.put((u, limit), ranked)
             known = [k if k is not None else found[u] for u, k in zip(user_ids, known, strict=True)]
-        return cast(list[list[ArtistListen]], known)
+        return [list(rows) for rows in known]  # copies: a caller may change its list
 
     async def _top_artists_read(
         self, user_ids: Sequence[str], limit: int
