@@ -96,3 +96,16 @@ async def test_a_cancelled_read_is_read_again() -> None:
     source.gate.set()
     assert await loader.load_many(["a", "b"]) == ["A", "B"]
     assert source.calls == [["a", "b"], ["a", "b"]]
+
+
+async def test_a_list_cancelled_before_it_starts_leaves_nothing_pending() -> None:
+    """A list load whose task is cancelled before it ever runs leaves no key waiting: the next
+    load of those keys reads them."""
+    source = Source()
+    loader = BulkLoader(load_fn=source)
+    never = asyncio.ensure_future(loader.load_many(["a", "b"]))
+    never.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await never
+    assert await asyncio.wait_for(loader.load_many(["a", "b"]), 5) == ["A", "B"]
+    assert await asyncio.wait_for(loader.load("a"), 5) == "A"
