@@ -54,6 +54,8 @@ class BulkLoader(DataLoader[K, V]):
     async def _load_now(self, keys: list[K], missing: list[K]) -> list[V]:
         cache = self.cache_map
         loop = self.loop
+        # The futures go in the cache here, once this runs, not when load_many is called: a list
+        # load cancelled before it ever runs would otherwise leave its keys pending for good.
         futures: list[asyncio.Future[V]] = []
         for key in missing:
             future: asyncio.Future[V] = loop.create_future()
