@@ -85,6 +85,22 @@ _KEPT_DIRECTIVES = frozenset(("skip", "include"))  # applied when fields are col
 _SETTLED = frozenset((dict, list, str, int, float, bool, type(None)))
 
 
+def _leaf_value(leaf: _Leaf, source: Any) -> Any:
+    """``source``'s value of a plain leaf field, coerced, or ``_MISS`` when it is not plainly
+    valid (``None`` where it may not be, an exception, a value the scalar refuses): graphql-core's
+    path then reports it."""
+    value = getattr(source, leaf.python_name, Undefined)
+    if value is None:
+        return None if leaf.nullable else _MISS
+    if value is Undefined or (value.__class__ not in _SETTLED and isinstance(value, Exception)):
+        return _MISS
+    try:
+        coerced = leaf.coerce(value)
+    except Exception:
+        return _MISS
+    return _MISS if coerced is None or coerced is Undefined else coerced
+
+
 class _Entry(NamedTuple):
     """One selected field of an object selection (see :meth:`FastLeafExecutionContext._plan`)."""
 
@@ -365,37 +381,19 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         pending: list[str] | None = None
         for entry in plan:
             kind = entry.kind
+            result: Any = _MISS
+            field_path: Path | None = None
             if kind == _LEAF:
-                leaf = entry.leaf
-                assert leaf is not None
-                value = getattr(source, leaf.python_name, Undefined)
-                if value is None:
-                    if leaf.nullable:
-                        out[entry.name] = None
-                        continue
-                elif value is not Undefined and (
-                    value.__class__ in _SETTLED or not isinstance(value, Exception)
-                ):
-                    try:
-                        coerced = leaf.coerce(value)
-                    except Exception:
-                        coerced = None  # graphql-core's path reports it
-                    if coerced is not None and coerced is not Undefined:
-                        out[entry.name] = coerced
-                        continue
-                result = self.execute_field(
-                    parent_type,
-                    source,
-                    entry.details,
-                    Path(path, entry.name, parent_type.name),
-                    None,
-                )
+                assert entry.leaf is not None
+                result = _leaf_value(entry.leaf, source)
+                if result is not _MISS:
+                    out[entry.name] = result
+                    continue
             elif kind == _TYPENAME:
                 out[entry.name] = parent_type.name
                 continue
             elif kind == _OBJECT:
                 field_path = Path(path, entry.name, parent_type.name)
-                result = _MISS
                 if entry.flag is None or getattr(source, entry.flag, False):
                     value = getattr(source, entry.attr, _MISS)
                     if value is not _MISS and not isinstance(value, Exception):
@@ -404,16 +402,12 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         except Exception as error:
                             self.handle_field_error(error, entry.type_, entry.details, field_path)
                             result = None
-                if result is _MISS:
-                    result = self.execute_field(
-                        parent_type, source, entry.details, field_path, None
-                    )
-            else:
+            if result is _MISS:  # any other field, or a value that is not plainly valid
                 result = self.execute_field(
                     parent_type,
                     source,
                     entry.details,
-                    Path(path, entry.name, parent_type.name),
+                    field_path or Path(path, entry.name, parent_type.name),
                     None,
                 )
             if result is Undefined:
@@ -560,19 +554,10 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         node = field_details_list[0].node
         shape = self._shapes.get((parent_type.name, node.name.value))
-        leaf = shape.leaf if shape is not None else None
-        if leaf is not None and not node.arguments:
-            value = getattr(source, leaf.python_name, Undefined)
-            if value is None:
-                if leaf.nullable:
-                    return None
-            elif value is not Undefined and not isinstance(value, Exception):
-                try:
-                    coerced = leaf.coerce(value)
-                except Exception:
-                    coerced = None  # graphql-core's path reports it
-                if coerced is not None and coerced is not Undefined:
-                    return coerced
+        if shape is not None and shape.leaf is not None and not node.arguments:
+            value = _leaf_value(shape.leaf, source)
+            if value is not _MISS:
+                return value
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
