@@ -192,10 +192,11 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def connections_per_worker(server_pid: int, port: int) -> dict[int, int]:
-    """Established TCP connections to ``port`` held by each child of ``server_pid`` (from /proc:
-    the sockets among a process's descriptors, looked up in its /proc/<pid>/net/tcp)."""
-    counts: dict[int, int] = {}
+def sockets_per_worker(server_pid: int, port: int, state: str) -> dict[int, set[str]]:
+    """The TCP sockets on ``port`` in ``state`` (/proc/net/tcp's hex code: "01" established,
+    "0A" listening), by inode, that each child of ``server_pid`` holds (the sockets among a
+    process's descriptors, looked up in its /proc/<pid>/net/tcp)."""
+    held: dict[int, set[str]] = {}
     for child in _children(server_pid):
         try:
             links = [os.readlink(fd) for fd in Path(f"/proc/{child}/fd").iterdir()]
@@ -203,14 +204,17 @@ def connections_per_worker(server_pid: int, port: int) -> dict[int, int]:
         except OSError:
             continue
         inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
-        n = 0
-        for line in table:
-            cols = line.split()
-            local_port = int(cols[1].split(":")[1], 16)
-            if local_port == port and cols[3] == "01" and cols[9] in inodes:  # 01: ESTABLISHED
-                n += 1
-        counts[child] = n
-    return counts
+        held[child] = {
+            cols[9]
+            for cols in (line.split() for line in table)
+            if int(cols[1].split(":")[1], 16) == port and cols[3] == state and cols[9] in inodes
+        }
+    return held
+
+
+def connections_per_worker(server_pid: int, port: int) -> dict[int, int]:
+    """Established TCP connections to ``port`` held by each child of ``server_pid``."""
+    return {pid: len(s) for pid, s in sockets_per_worker(server_pid, port, "01").items()}
 
 
 async def test_serve_with_two_workers_reaches_every_subscriber(tmp_path: Path) -> None:

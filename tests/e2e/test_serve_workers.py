@@ -16,27 +16,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.bus.test_multiworker import _children, connections_per_worker, server_env
+from tests.bus.test_multiworker import (
+    _children,
+    connections_per_worker,
+    server_env,
+    sockets_per_worker,
+)
 from tests.e2e.live import ALICE_TOKEN, seed_graph
 from tests.e2e.test_serve import free_port, wait_until_ready
 
 
 def listeners_per_worker(server_pid: int, port: int) -> dict[int, set[str]]:
     """The listening sockets on ``port`` (by inode) that each child of ``server_pid`` holds."""
-    held: dict[int, set[str]] = {}
-    for child in _children(server_pid):
-        try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{child}/fd").iterdir()]
-            table = Path(f"/proc/{child}/net/tcp").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
-        held[child] = {
-            cols[9]
-            for cols in (line.split() for line in table)
-            if int(cols[1].split(":")[1], 16) == port and cols[3] == "0A" and cols[9] in inodes
-        }
-    return held
+    return sockets_per_worker(server_pid, port, "0A")
 
 
 def listening_sockets(port: int) -> int:
