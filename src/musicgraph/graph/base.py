@@ -240,6 +240,11 @@ class GraphStore(Protocol):
     async def set_rating(self, user_id: str, track_id: str, score: int | None, at: int) -> None:
         """Like (+1), dislike (-1) or clear (``None``) a track; ``NotFoundError`` for unknown ids."""
 
+    async def set_ratings(self, rows: Sequence[Rating]) -> None:
+        """Many :meth:`set_rating` calls in one transaction: a row scored 1 or -1 likes or
+        dislikes its track, a row scored 0 clears the rating. ``NotFoundError`` for unknown
+        ids, and then nothing is written."""
+
     async def get_ratings(self, user_id: str) -> list[Rating]: ...
 
     async def set_similar(self, rows: Sequence[Similarity]) -> None:

@@ -486,6 +486,20 @@ MATCH (:User {id: $user_id})-[r:RATED]->(:Track {id: $track_id})
 DELETE r
 """
 
+SET_RATINGS = """
+UNWIND $rows AS row
+MATCH (u:User {id: row.user_id})
+MATCH (t:Track {id: row.track_id})
+MERGE (u)-[r:RATED]->(t)
+SET r.score = row.score, r.at = row.at
+"""
+
+CLEAR_RATINGS = """
+UNWIND $rows AS row
+MATCH (:User {id: row.user_id})-[r:RATED]->(:Track {id: row.track_id})
+DELETE r
+"""
+
 GET_RATINGS = """
 MATCH (u:User {id: $user_id})-[r:RATED]->(t:Track)
 RETURN u.id AS user_id, t.id AS track_id, r.score AS score, r.at AS at

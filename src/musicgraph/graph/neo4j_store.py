@@ -1021,6 +1021,27 @@ class Neo4jGraphStore:
 
         await self._write(work, f"rating track {track_id!r}")
 
+    async def set_ratings(self, rows: Sequence[Rating]) -> None:
+        bad = [r.score for r in rows if r.score not in (0, 1, -1)]
+        if bad:
+            raise StoreError(f"set_ratings: score must be 1, -1 or 0, got {bad[0]!r}")
+        if not rows:
+            return
+        # One row per (user, track), the last one given: UNWIND would apply them in any order.
+        last = {(r.user_id, r.track_id): r for r in rows}
+        data: list[Row] = [
+            {"user_id": r.user_id, "track_id": r.track_id, "score": r.score, "at": r.at}
+            for r in last.values()
+        ]
+
+        async def work(tx: AsyncManagedTransaction) -> None:
+            await _require(tx, "user", {r.user_id for r in rows})
+            await _require(tx, "track", {r.track_id for r in rows})
+            await _run_rows(tx, cypher.CLEAR_RATINGS, [d for d in data if d["score"] == 0])
+            await _run_rows(tx, cypher.SET_RATINGS, [d for d in data if d["score"] != 0])
+
+        await self._write(work, f"setting {len(rows)} ratings")
+
     async def get_ratings(self, user_id: str) -> list[Rating]:
         rows = await self._read(cypher.GET_RATINGS, "reading ratings", user_id=user_id)
         return [Rating(r["user_id"], r["track_id"], r["score"], r["at"]) for r in rows]

@@ -1636,6 +1636,32 @@ class SqliteGraphStore:
 
         await self._write("set_rating", go)
 
+    async def set_ratings(self, rows: Sequence[Rating]) -> None:
+        bad = [r.score for r in rows if r.score not in (0, 1, -1)]
+        if bad:
+            raise StoreError(f"set_ratings: score must be 1, -1 or 0, got {bad[0]!r}")
+        if not rows:
+            return
+
+        # One row per (user, track), the last one given.
+        last = list({(r.user_id, r.track_id): r for r in rows}.values())
+
+        def go(conn: Conn) -> None:
+            _require(conn, "users", {r.user_id for r in last}, "user")
+            _require(conn, "tracks", {r.track_id for r in last}, "track")
+            conn.executemany(
+                "DELETE FROM ratings WHERE user_id = ? AND track_id = ?",
+                [(r.user_id, r.track_id) for r in last if r.score == 0],
+            )
+            conn.executemany(
+                "INSERT INTO ratings (user_id, track_id, score, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (user_id, track_id) DO UPDATE SET score = excluded.score, "
+                "at = excluded.at",
+                [(r.user_id, r.track_id, r.score, r.at) for r in last if r.score != 0],
+            )
+
+        await self._write("set_ratings", go)
+
     async def get_ratings(self, user_id: str) -> list[Rating]:
         rows = await self._rows(
             "get_ratings",

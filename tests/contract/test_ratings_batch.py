@@ -1,0 +1,48 @@
+"""Many ratings written in one transaction (``set_ratings``), on every store."""
+
+from __future__ import annotations
+
+import pytest
+
+from musicgraph.errors import NotFoundError, StoreError
+from musicgraph.graph.base import GraphStore
+from musicgraph.graph.models import Rating, TrackRef, User
+
+from .conftest import T0
+
+
+async def test_set_ratings_likes_dislikes_and_clears_in_one_call(
+    store: GraphStore, alice: User
+) -> None:
+    """A batch likes, dislikes and (score 0) clears ratings; the last row for a track wins."""
+    t1, t2, t3 = await store.resolve_tracks(
+        [TrackRef("A", "One"), TrackRef("A", "Two"), TrackRef("A", "Three")]
+    )
+    await store.set_rating(alice.id, t3.id, 1, T0)
+    await store.set_ratings(
+        [
+            Rating(alice.id, t1.id, 1, T0 + 1),
+            Rating(alice.id, t2.id, 1, T0 + 2),
+            Rating(alice.id, t2.id, -1, T0 + 3),
+            Rating(alice.id, t3.id, 0, T0 + 4),
+        ]
+    )
+    assert await store.get_ratings(alice.id) == [
+        Rating(alice.id, t2.id, -1, T0 + 3),
+        Rating(alice.id, t1.id, 1, T0 + 1),
+    ]
+    await store.set_ratings([])
+    await store.set_ratings([Rating(alice.id, t3.id, 0, T0 + 5)])  # clearing twice is harmless
+    assert (await store.counts()).ratings == 2
+
+
+async def test_set_ratings_with_an_unknown_track_writes_nothing(
+    store: GraphStore, alice: User
+) -> None:
+    """A batch naming an unknown track raises NotFoundError and none of its rows land."""
+    [t] = await store.resolve_tracks([TrackRef("A", "One")])
+    with pytest.raises(NotFoundError):
+        await store.set_ratings([Rating(alice.id, t.id, 1, T0), Rating(alice.id, "tr_nope", 1, T0)])
+    with pytest.raises(StoreError):
+        await store.set_ratings([Rating(alice.id, t.id, 2, T0)])
+    assert await store.get_ratings(alice.id) == []
