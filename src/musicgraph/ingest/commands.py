@@ -6,13 +6,17 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from musicgraph.errors import MusicgraphError
 from musicgraph.graph.base import GraphStore
-from musicgraph.ingest.common import ByteMeter, ImportSummary, ParsedRecord
+from musicgraph.ingest.common import ByteMeter, ImportSummary, InvalidListenError, ParsedRecord
 from musicgraph.settings import Settings
+
+if TYPE_CHECKING:
+    from musicgraph.ingest.listenbrainz_feedback import Feedback, FeedbackSummary
 
 Reader = Callable[[Path, str, ByteMeter], Iterator[ParsedRecord]]
 
@@ -38,6 +42,8 @@ Import listening history from a file into the graph.
 
 formats:
   listenbrainz   a ListenBrainz export: JSON array or JSON Lines of listens, or the export zip
+                 (or folder). Its feedback.jsonl (loves and hates) becomes likes and dislikes
+                 of the tracks it names, after the listens; a feedback.jsonl alone works too.
   spotify        Spotify streaming history: Streaming_History_Audio_*.json / endsong_*.json
                  (extended) or StreamingHistory*.json (account data); a file, a folder or the
                  zip Spotify sends. Plays under 30 s (and those Spotify marks skipped) are kept
@@ -143,11 +149,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         from musicgraph.ingest.pipeline import BATCH_SIZE, ParseJob, import_records
 
         reader = _readers()[args.format]
-        # A file that is not the format fails on its first record: find out before creating
-        # the user.
-        probe = reader(args.path, "", ByteMeter())
-        next(probe, None)
-        probe.close()  # type: ignore[attr-defined]
+        feedback = _read_feedback(args) if args.format == "listenbrainz" else None
+        listens = feedback is None or not feedback.only
+        if listens:
+            # A file that is not the format fails on its first record: find out before
+            # creating the user.
+            probe = reader(args.path, "", ByteMeter())
+            next(probe, None)
+            probe.close()  # type: ignore[attr-defined]
         (user,) = await store.ensure_users([args.user])
         meter = ByteMeter()
         summary = ImportSummary(format=args.format, path=str(args.path))
@@ -156,21 +165,70 @@ def cmd_import(args: argparse.Namespace) -> int:
         bus = create_bus(settings, workers=1)
         await bus.start()
         try:
-            summary = await import_records(
-                store,
-                ParseJob(reader, args.path, user.id),
-                summary,
-                batch_size=args.batch_size or BATCH_SIZE,
-                bus=bus,
-                meter=meter,
-                progress=_progress(args),
-            )
+            if listens:
+                summary = await import_records(
+                    store,
+                    ParseJob(reader, args.path, user.id),
+                    summary,
+                    batch_size=args.batch_size or BATCH_SIZE,
+                    bus=bus,
+                    meter=meter,
+                    progress=_progress(args),
+                )
+            if feedback is not None:
+                # After the listens, so that the tracks they name exist.
+                from musicgraph.ingest.listenbrainz import listen_inputs
+                from musicgraph.ingest.listenbrainz_feedback import apply_feedback
+
+                await apply_feedback(
+                    store,
+                    user.id,
+                    feedback.entries,
+                    feedback.summary,
+                    listen_files=listen_inputs(args.path) if listens else None,
+                    bus=bus,
+                )
         finally:
             await bus.close()
-        _emit(args, {**summary.as_dict(), "user": user.name}, summary.lines())
+        data = {**summary.as_dict(), "user": user.name}
+        lines = summary.lines() if listens else [f"{args.format} import of {args.path}:"]
+        if feedback is not None:
+            data["feedback"] = feedback.summary.as_dict()
+            lines += feedback.summary.lines()
+        _emit(args, data, lines)
         return 0
 
     return run(with_store(args, go))
+
+
+@dataclass
+class _FeedbackToApply:
+    """The loves and hates of a ListenBrainz export, read (and checked) before anything is
+    written; ``only``: the path is a feedback file alone, without listens."""
+
+    entries: list[Feedback]
+    summary: FeedbackSummary
+    only: bool
+
+
+def _read_feedback(args: argparse.Namespace) -> _FeedbackToApply:
+    from musicgraph.ingest.listenbrainz_feedback import (
+        FeedbackSummary,
+        feedback_files,
+        is_feedback_file,
+        read_feedback,
+    )
+
+    files = feedback_files(args.path)
+    summary = FeedbackSummary(files=[f.name for f in files])
+    entries: list[Feedback] = []
+    for entry in read_feedback(files):
+        summary.read += 1
+        if isinstance(entry, InvalidListenError):
+            summary.reject(entry)
+        else:
+            entries.append(entry)
+    return _FeedbackToApply(entries, summary, only=is_feedback_file(args.path))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -7,6 +7,9 @@ Each listen has ``listened_at`` (seconds) and ``track_metadata`` with ``artist_n
 ``recording_mbid``, ``artist_mbids``) and ``additional_info`` (what the client sent:
 ``recording_mbid``, ``artist_mbids``, ``isrc``, ``duration_ms`` or ``duration`` in seconds,
 ``spotify_id``). The mapped MBID wins over the submitted one.
+
+The export's ``feedback.jsonl`` (loves and hates) is not listens: :mod:`musicgraph.ingest
+.listenbrainz_feedback` reads it.
 """
 
 from __future__ import annotations
@@ -55,10 +58,28 @@ def read_listenbrainz(
             yield from parse_listenbrainz(stream, user_id, name=file.name, now=now, tracks=tracks)
 
 
+def listen_inputs(path: Path) -> list[InputFile]:
+    """The files of the export at ``path`` that hold listens."""
+    return _listen_files(open_inputs(path, patterns=PATTERNS))
+
+
+#: Files of the export that are not listens (its loves and hates are read by
+#: :mod:`musicgraph.ingest.listenbrainz_feedback`).
+NOT_LISTENS = ("user.json", "feedback.jsonl", "pinned_recording.jsonl")
+
+
 def _listen_files(files: list[InputFile]) -> list[InputFile]:
     # The export zip also carries user.json and feedback.jsonl: keep only the listens.
     listens = [f for f in files if "listens/" in f.name.replace("\\", "/")]
-    return listens or files
+    if listens:
+        return listens
+    others = [f for f in files if _base_name(f.name) not in NOT_LISTENS]
+    return others or files
+
+
+def _base_name(name: str) -> str:
+    # "export.zip!listens/2024/1.jsonl" or "listens/2024/1.jsonl" -> "1.jsonl"
+    return name.replace("\\", "/").rsplit("!", 1)[-1].rsplit("/", 1)[-1].lower()
 
 
 def parse_listenbrainz(
