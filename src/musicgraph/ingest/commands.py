@@ -6,17 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from musicgraph.errors import MusicgraphError
 from musicgraph.graph.base import GraphStore
-from musicgraph.ingest.common import ByteMeter, ImportSummary, InvalidListenError, ParsedRecord
+from musicgraph.ingest.common import ByteMeter, ImportSummary, ParsedRecord
 from musicgraph.settings import Settings
-
-if TYPE_CHECKING:
-    from musicgraph.ingest.listenbrainz_feedback import Feedback, FeedbackSummary
 
 Reader = Callable[[Path, str, ByteMeter], Iterator[ParsedRecord]]
 
@@ -149,7 +145,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         from musicgraph.ingest.pipeline import BATCH_SIZE, ParseJob, import_records
 
         reader = _readers()[args.format]
-        feedback = _read_feedback(args) if args.format == "listenbrainz" else None
+        feedback = None
+        if args.format == "listenbrainz":
+            from musicgraph.ingest.listenbrainz_feedback import read_export_feedback
+
+            # All of it read (and checked) before anything is written.
+            feedback = read_export_feedback(args.path)
         listens = feedback is None or not feedback.only
         if listens:
             # A file that is not the format fails on its first record: find out before
@@ -199,36 +200,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 0
 
     return run(with_store(args, go))
-
-
-@dataclass
-class _FeedbackToApply:
-    """The loves and hates of a ListenBrainz export, read (and checked) before anything is
-    written; ``only``: the path is a feedback file alone, without listens."""
-
-    entries: list[Feedback]
-    summary: FeedbackSummary
-    only: bool
-
-
-def _read_feedback(args: argparse.Namespace) -> _FeedbackToApply:
-    from musicgraph.ingest.listenbrainz_feedback import (
-        FeedbackSummary,
-        feedback_files,
-        is_feedback_file,
-        read_feedback,
-    )
-
-    files = feedback_files(args.path)
-    summary = FeedbackSummary(files=[f.name for f in files])
-    entries: list[Feedback] = []
-    for entry in read_feedback(files):
-        summary.read += 1
-        if isinstance(entry, InvalidListenError):
-            summary.reject(entry)
-        else:
-            entries.append(entry)
-    return _FeedbackToApply(entries, summary, only=is_feedback_file(args.path))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import re
 import time
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,11 +52,14 @@ from musicgraph.ingest.listenbrainz import EXPECTED as LISTENS_EXPECTED
 from musicgraph.ingest.listenbrainz import parse_listenbrainz
 
 __all__ = [
+    "ExportFeedback",
     "Feedback",
     "FeedbackSummary",
     "apply_feedback",
     "feedback_files",
     "is_feedback_file",
+    "rating_events",
+    "read_export_feedback",
     "read_feedback",
 ]
 
@@ -156,7 +160,7 @@ class FeedbackSummary:
 def feedback_files(path: Path) -> list[InputFile]:
     """The ``feedback.jsonl`` of an export (a zip member or a file in the folder), or ``path``
     itself when it is a feedback file; empty when the export has none."""
-    if path.is_dir() or (path.is_file() and path.suffix.lower() == ".zip"):
+    if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)):
         try:
             return open_inputs(path, patterns=(FEEDBACK_NAME,))
         except ImportFormatError:
@@ -167,26 +171,18 @@ def feedback_files(path: Path) -> list[InputFile]:
 def is_feedback_file(path: Path) -> bool:
     """Whether ``path`` is one file whose first JSON value is a feedback entry (or a feedback
     API answer), as opposed to listens."""
-    if not path.is_file():
+    if not path.is_file() or zipfile.is_zipfile(path):
         return False
-    with path.open("rb") as f:
-        head = f.read(1 << 16)
-    text = head.decode("utf-8-sig", errors="replace").lstrip()
-    if text.startswith("["):
-        text = text[1:].lstrip()
-    first = _first_object(text)
-    return first is not None and _looks_like_feedback(first)
-
-
-def _first_object(text: str) -> dict[str, Any] | None:
-    line = text.split("\n", 1)[0]
-    for candidate in (line, line.rstrip().rstrip(",")):
-        try:
-            value = orjson.loads(candidate)
-        except orjson.JSONDecodeError:
-            continue
-        return value if isinstance(value, dict) else None
-    return None
+    [file] = open_inputs(path)
+    try:
+        with file.open_text(ByteMeter(), encoding="utf-8-sig", errors="replace") as stream:
+            for record in iter_json_values(stream, name=file.name, expected=EXPECTED):
+                if isinstance(record, InvalidListenError):
+                    return False
+                return isinstance(record[0], dict) and _looks_like_feedback(record[0])
+    except ImportFormatError:
+        return False
+    return False
 
 
 def _looks_like_feedback(value: dict[str, Any]) -> bool:
@@ -300,6 +296,34 @@ def _uuid(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ValueError("not a string")
     return identity.clean_mbid(value)
+
+
+@dataclass
+class ExportFeedback:
+    """The loves and hates of an export, read and checked (nothing written yet). ``only``: the
+    path is a feedback file alone, without listens."""
+
+    entries: list[Feedback]
+    summary: FeedbackSummary
+    only: bool
+
+
+def read_export_feedback(path: Path, *, now: int | None = None) -> ExportFeedback:
+    """Read the feedback of the export at ``path`` (a zip, a folder, or a feedback file alone);
+    malformed entries are counted in the summary with their ``file:line`` and field.
+
+    ``ImportFormatError`` when the feedback file is not feedback at all.
+    """
+    files = feedback_files(path)
+    summary = FeedbackSummary(files=[f.name for f in files])
+    entries: list[Feedback] = []
+    for entry in read_feedback(files, now=now):
+        summary.read += 1
+        if isinstance(entry, InvalidListenError):
+            summary.reject(entry)
+        else:
+            entries.append(entry)
+    return ExportFeedback(entries, summary, only=is_feedback_file(path))
 
 
 # --- resolving -------------------------------------------------------------------------------
