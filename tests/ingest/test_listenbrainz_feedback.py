@@ -302,3 +302,59 @@ async def test_export_folder_reads_feedback_and_skips_it_as_listens(
     summary = await import_export(store, folder, user.id)
     assert (summary.loved, summary.files) == (1, ["feedback.jsonl"])
     assert (await store.counts()).listens == 3
+
+
+def test_cli_imports_an_export_with_feedback_end_to_end(tmp_path: Path) -> None:
+    """``musicgraph import listenbrainz`` of an export zip prints the feedback counts (text and
+    --json); a feedback.jsonl given alone works too; a second run changes nothing."""
+    from tests.ingest.test_cli import musicgraph
+
+    db = tmp_path / "g.db"
+    path = export_zip(
+        tmp_path / "export.zip",
+        [
+            entry(1, T, mbid=BURIAL_MBID),
+            entry(-1, T + 1, msid=KILL_PARIS_MSID),
+            entry(1, T + 2, mbid=UNKNOWN_MBID),
+            entry(7, T + 3, mbid=BURIAL_MBID),
+        ],
+    )
+    first = musicgraph("import", "listenbrainz", path, "--user", "alice", "--no-progress", db=db)
+    assert first.returncode == 0, first.stderr
+    assert "imported:   3 new listens" in first.stdout
+    for line in (
+        "loved:      1",
+        "hated:      1",
+        "unresolved: 1 loves/hates name recordings not in your listens",
+        "e.g. export.zip!feedback.jsonl:4: field 'score': invalid score (7)",
+    ):
+        assert line in first.stdout, first.stdout
+
+    again = musicgraph("import", "listenbrainz", path, "--user", "alice", "--json", db=db)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["duplicates"] == 3
+    assert {k: summary["feedback"][k] for k in ("loved", "hated", "cleared", "unresolved")} == {
+        "loved": 0,
+        "hated": 0,
+        "cleared": 0,
+        "unresolved": 1,
+    }
+
+    alone = tmp_path / "feedback.jsonl"
+    alone.write_text(entry(0, T + 10, mbid=BURIAL_MBID) + "\n")
+    cleared = musicgraph("import", "listenbrainz", alone, "--user", "alice", "--json", db=db)
+    assert cleared.returncode == 0, cleared.stderr
+    summary = json.loads(cleared.stdout)
+    assert (summary["read"], summary["feedback"]["cleared"]) == (0, 1)
+
+    stats = json.loads(musicgraph("stats", "--json", db=db).stdout)
+    assert stats["ratings"] == 1 and stats["listens"] == 3
+
+    bad = tmp_path / "bad_feedback.jsonl"
+    bad.write_text('{"score": 1, "recording_msid": "x", "created": 1}\n{"hello": 1}\n')
+    skipped = musicgraph("import", "listenbrainz", bad, "--user", "alice", db=db)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "bad_feedback.jsonl:1: field 'recording_msid': invalid MSID ('x')" in skipped.stdout
+    assert "bad_feedback.jsonl:2: field 'score': invalid score (missing)" in skipped.stdout
+    assert json.loads(musicgraph("stats", "--json", db=db).stdout) == stats
