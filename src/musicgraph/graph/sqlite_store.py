@@ -387,8 +387,10 @@ _KNOWN_IN_SPAN = (
     "SELECT listened_at, track_id FROM played WHERE user_id = ? AND listened_at BETWEEN ? AND ?"
 )
 _COUNT_IN_SPAN = "SELECT count(*) FROM played WHERE user_id = ? AND listened_at BETWEEN ? AND ?"
+# CROSS JOIN keeps the keys as the outer loop (one primary-key probe each): with a plain JOIN
+# the planner may scan all of the user's listens and the keys for each of them.
 _KNOWN_KEYS = (
-    "SELECT p.listened_at, p.track_id FROM json_each(?) j JOIN played p "
+    "SELECT p.listened_at, p.track_id FROM json_each(?) j CROSS JOIN played p "
     "ON p.user_id = ? AND p.listened_at = json_extract(j.value, '$[0]') "
     "AND p.track_id = json_extract(j.value, '$[1]')"
 )
