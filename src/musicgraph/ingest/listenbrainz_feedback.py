@@ -219,8 +219,8 @@ def parse_feedback(
             if not (isinstance(value, dict) and _looks_like_feedback(value)):
                 raise ImportFormatError(f"{name} line {line}: {EXPECTED}")
             if isinstance(value.get("feedback"), list):
-                for entry in value["feedback"]:
-                    yield _entry(entry, f"{name}:{line}", now)
+                for i, entry in enumerate(value["feedback"]):
+                    yield _entry(entry, f"{name}:{line} feedback[{i}]", now)
                 continue
         yield _entry(value, f"{name}:{line}", now)
 
@@ -264,7 +264,8 @@ def _entry(value: Any, where: str, now: int | None) -> Feedback | InvalidListenE
     track = None
     meta = value.get("track_metadata")
     if isinstance(meta, dict) and meta.get("artist_name") and meta.get("track_name"):
-        mapping = meta.get("mbid_mapping") if isinstance(meta.get("mbid_mapping"), dict) else {}
+        mapping = meta.get("mbid_mapping")
+        mapped = mapping.get("recording_mbid") if isinstance(mapping, dict) else None
         try:
             listen = validate_listen(
                 user_id="",
@@ -274,7 +275,7 @@ def _entry(value: Any, where: str, now: int | None) -> Feedback | InvalidListenE
                 source="listenbrainz",
                 where=where,
                 album=meta.get("release_name"),
-                mbid=mbid or (mapping or {}).get("recording_mbid"),
+                mbid=mbid or mapped,
                 now=now,
             )
         except InvalidListenError as exc:
