@@ -16,8 +16,10 @@ from musicgraph.graph.models import Rating
 from musicgraph.ingest.common import ByteMeter, ImportSummary
 from musicgraph.ingest.listenbrainz import listen_inputs, read_listenbrainz
 from musicgraph.ingest.listenbrainz_feedback import (
+    EVENT_CHUNK,
     FeedbackSummary,
     apply_feedback,
+    rating_events,
     read_export_feedback,
 )
 from musicgraph.ingest.pipeline import import_records
@@ -358,3 +360,34 @@ def test_cli_imports_an_export_with_feedback_end_to_end(tmp_path: Path) -> None:
     assert "bad_feedback.jsonl:1: field 'recording_msid': invalid MSID ('x')" in skipped.stdout
     assert "bad_feedback.jsonl:2: field 'score': invalid score (missing)" in skipped.stdout
     assert json.loads(musicgraph("stats", "--json", db=db).stdout) == stats
+
+
+async def test_msid_resolves_through_an_older_json_array_export(
+    store: GraphStore, tmp_path: Path
+) -> None:
+    """An older export (a pretty-printed JSON array with the MSID beside the listen) resolves a
+    hate known only by MSID to the track of the listen carrying it."""
+    (user,) = await store.ensure_users(["listener"])
+    folder = tmp_path / "old-export"
+    folder.mkdir()
+    (folder / "listens.json").write_text((REAL / "listenbrainz_array_excerpt.json").read_text())
+    msid = "7407a60c-ba0e-4fcd-ba47-80194f002b20"
+    (folder / "feedback.jsonl").write_text(entry(-1, T, msid=msid) + "\n")
+    summary = await import_export(store, folder, user.id)
+    assert (summary.hated, summary.unresolved) == (1, 0)
+    shotgun = await track_id(store, mbid="b92334c4-574a-46f5-89d8-417fcd1e873f")
+    assert await store.get_ratings(user.id) == [Rating(user.id, shotgun, -1, T)]
+
+
+def test_many_changes_travel_in_a_few_events() -> None:
+    """Changes are published in events of at most EVENT_CHUNK ratings each (a server re-reads
+    the user's ratings once per event, not once per change)."""
+    changes = [Rating("u1", f"tr_{i}", 1 if i % 3 else 0, T) for i in range(2 * EVENT_CHUNK + 5)]
+    events = rating_events("u1", changes)
+    assert [len(e.payload["ratings"]) for e in events] == [EVENT_CHUNK, EVENT_CHUNK, 5]
+    assert all(e.topic == "ratings.changed" and e.user_id == "u1" for e in events)
+    assert events[0].payload["ratings"][:2] == [
+        {"track_id": "tr_0", "score": None},
+        {"track_id": "tr_1", "score": 1},
+    ]
+    assert "track_id" not in events[0].payload
