@@ -323,6 +323,38 @@ async def test_rating_and_playlist_events_apply_in_place(sqlite_store: GraphStor
         await engine.stop()
 
 
+async def test_batched_rating_event_applies_without_a_store(sqlite_store: GraphStore) -> None:
+    """An engine without a store applies every change of a batched ratings event (as an import
+    publishes them): two dislikes and a clear of an earlier like."""
+    ids_ = await seed_store(sqlite_store)
+    bus = EventBus()
+    engine = RecommendationEngine(await Projection.load(sqlite_store), bus=bus, hybrid=False)
+    await engine.start()
+    try:
+        alice = ids_["alice"]
+        async with bus.subscription(["recommendations.updated"], user_id=alice) as sub:
+            bus.publish(
+                Event("ratings.changed", {"track_id": ids_["Jazz 0"], "score": 1}, user_id=alice)
+            )
+            await asyncio.wait_for(sub.get(), timeout=1.0)
+            changes = [
+                {"track_id": ids_["Rock 2"], "score": -1},
+                {"track_id": ids_["Jazz 1"], "score": -1},
+                {"track_id": ids_["Jazz 0"], "score": None},
+            ]
+            bus.publish(Event("ratings.changed", {"ratings": changes}, user_id=alice))
+            await asyncio.wait_for(sub.get(), timeout=1.0)
+        p = engine.projection
+        assert p.ratings[p.users.index[alice]] == {
+            p.tracks.index[ids_["Rock 2"]]: -1,
+            p.tracks.index[ids_["Jazz 1"]]: -1,
+        }
+        recommended = ids(engine.recommend(alice, controls=Controls(limit=10)))
+        assert ids_["Rock 2"] not in recommended and ids_["Jazz 1"] not in recommended
+    finally:
+        await engine.stop()
+
+
 def test_cli_recommend_and_similar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`musicgraph recommend NAME --json` and `musicgraph similar ID --json` answer from a file."""
     from musicgraph.cli import main

@@ -21,7 +21,8 @@ with these payloads (``event.user_id`` set where it concerns one user):
 
 - ``listens.recorded``: ``{"listens": [{"track_id", "listened_at", "skipped"}, ...]}`` (new only)
 - ``ratings.changed``: anything; the user's ratings are re-read (``store.get_ratings``); without a
-  store, ``{"track_id", "score"}`` (score ``None`` clears)
+  store, ``{"track_id", "score"}`` or ``{"ratings": [{"track_id", "score"}, ...]}`` (score
+  ``None`` clears)
 - ``playlists.changed``: ``{"playlist_id"}``; the playlist's entries are re-read (gone = emptied)
 - ``similarity.added``: ``{"similarities": [{"item_kind", "source_id", "target_id", "score",
   "source"}, ...]}`` or ``{"kind", "item_ids"}`` (re-read with ``store.get_similar``)
@@ -756,10 +757,12 @@ class RecommendationEngine:
             else:
                 u = p.users.add(event.user_id)
                 current = {p.tracks.ids[t]: s for t, s in p.ratings.get(u, {}).items()}
-                if payload.get("score") is None:
-                    current.pop(payload.get("track_id", ""), None)
-                else:
-                    current[payload["track_id"]] = int(payload["score"])
+                # one change at the top (rateTrack), or many under "ratings" (an import)
+                for change in payload.get("ratings") or [payload]:
+                    if change.get("score") is None:
+                        current.pop(change.get("track_id", ""), None)
+                    else:
+                        current[change["track_id"]] = int(change["score"])
                 p.set_ratings(event.user_id, list(current.items()))
             kinds = ["track", "artist"]
         elif event.topic == "playlists.changed":
