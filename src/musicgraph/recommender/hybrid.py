@@ -41,11 +41,16 @@ one sparse product with the listens; PureSVD and ALS as small factor products (A
 its normal equations); friends, tag neighbours and the tag profile as gathers of a few sparse
 rows. :meth:`Hybrid.prepare_serving` builds those arrays once per fit (the engine does it in the
 worker thread that fits).
+
+Optionally (``reranker``, off unless set) a learned re-ranker (:mod:`~.rerank`) orders the fused
+score's best 100 unheard items again from the components' scaled scores and a few context
+features (popularity, friends, tags); :meth:`score` applies it to a block, :meth:`rerank_one` to
+:meth:`score_one`'s output. ``musicgraph evaluate`` reports it as ``Hybrid+rerank``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -58,6 +63,15 @@ from musicgraph.recommender.als import ALS
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
 from musicgraph.recommender.cooccurrence import cosine_similarity
 from musicgraph.recommender.ease import EASE
+from musicgraph.recommender.rerank import (
+    ItemContext,
+    Reranker,
+    permute_scores,
+    top_candidates,
+)
+from musicgraph.recommender.rerank import (
+    features as rerank_features,
+)
 from musicgraph.recommender.scoring import (
     BM25_B,
     BM25_K1,
@@ -129,6 +143,25 @@ class _Serving:
     tag_vec: sp.csr_matrix | None  # items x tags, unit rows
     als: _AlsServing | None
     als2: _AlsServing | None
+
+
+@dataclass
+class _Moments:
+    """Gram matrices and column sums of the served factor models, so that a user's score
+    moments over all items cost a factors x factors product (:meth:`Hybrid._candidate_parts`)."""
+
+    svd: tuple[FloatArray, FloatArray] | None
+    als: tuple[FloatArray, FloatArray] | None
+
+    @classmethod
+    def of(cls, s: _Serving) -> _Moments:
+        def gram(y: F32 | None) -> tuple[FloatArray, FloatArray] | None:
+            if y is None:
+                return None
+            y64 = y.astype(np.float64)
+            return y64.T @ y64, y64.sum(axis=0)
+
+        return cls(gram(s.svd_items), gram(None if s.als is None else s.als.items))
 
 
 def _gather_sum(
@@ -371,6 +404,10 @@ class Hybrid(DenseScoringMixin):
         self.random_state = random_state
         self._c: _Components | None = None
         self._serving: _Serving | None = None
+        # a learned re-ranker of the best candidates (musicgraph.recommender.rerank), or None
+        self.reranker: Reranker | None = None
+        self._moments: tuple[_Serving, _Moments] | None = None  # per prepare_serving
+        self._item_context: ItemContext | None = None
 
     def fit(self, data: TrainingData) -> None:
         als_params = None
@@ -403,6 +440,7 @@ class Hybrid(DenseScoringMixin):
         )
         self._seen = self._c.binary
         self._serving = None
+        self._item_context = None
 
     def component_scores(self, users: IntArray) -> dict[str, FloatArray]:
         """Each component's raw scores for a block of users (users x items)."""
@@ -628,15 +666,224 @@ class Hybrid(DenseScoringMixin):
         }
 
     def score(self, users: IntArray) -> FloatArray:
+        total, parts = self.scaled_components(users)
+        if self.reranker is not None:
+            self._rerank_rows(users, total, parts)
+        return total
+
+    def scaled_components(self, users: IntArray) -> tuple[FloatArray, dict[str, FloatArray]]:
+        """The fused scores of a block of users and each component's scaled (unweighted)
+        scores; heard items are -inf in both."""
         c = self._c
         if c is None:
             raise NotFittedError("Hybrid is not fitted: call fit(data) first")
         seen = c.binary[users]
         weights = self.weights()
         total = np.zeros((len(users), c.binary.shape[1]))
+        parts: dict[str, FloatArray] = {}
         for name, raw in self.component_scores(users).items():
-            total += weights[name] * _normalise_rows(raw, seen, self.scale)
-        return total
+            parts[name] = _normalise_rows(raw, seen, self.scale)
+            total += weights[name] * parts[name]
+        return total, parts
+
+    # --- the re-ranker's inputs (musicgraph.recommender.rerank) ---------------------------------
+    def seen_items(self) -> sp.csr_matrix:
+        """The fit's 0/1 users x items matrix."""
+        if self._c is None:
+            raise NotFittedError("Hybrid is not fitted: call fit(data) first")
+        return self._c.binary
+
+    def item_context(self) -> ItemContext:
+        """Per-item re-ranker features of this fit (log listeners, log distinct tags)."""
+        if self._c is None:
+            raise NotFittedError("Hybrid is not fitted: call fit(data) first")
+        if self._item_context is None:
+            self._item_context = ItemContext.of(self._c.binary, self._c.tag_vectors)
+        return self._item_context
+
+    def friends_playing(self, users: IntArray) -> sp.csr_matrix | None:
+        """users x items: how many of each user's friends listened to each item (training)."""
+        c = self._c
+        if c is None:
+            raise NotFittedError("Hybrid is not fitted: call fit(data) first")
+        if c.user_friends is None:
+            return None
+        return sp.csr_matrix(c.user_friends[users] @ c.binary)
+
+    def friend_counts(self, users: IntArray) -> FloatArray:
+        """Each user's number of friends."""
+        c = self._c
+        if c is None:
+            raise NotFittedError("Hybrid is not fitted: call fit(data) first")
+        if c.user_friends is None:
+            return np.zeros(len(users))
+        counts: FloatArray = np.diff(c.user_friends.indptr)[users].astype(np.float64)
+        return counts
+
+    def candidate_features(
+        self, users: IntArray, total: FloatArray, parts: dict[str, FloatArray], k: int
+    ) -> list[tuple[IntArray, FloatArray]]:
+        """Each user's ``k`` best unheard candidates by ``total`` (rows of
+        :meth:`scaled_components`) and their re-ranker feature rows."""
+        ctx = self.item_context()
+        seen = self.seen_items()
+        friends = self.friends_playing(users)
+        n_friends = self.friend_counts(users)
+        out: list[tuple[IntArray, FloatArray]] = []
+        for i, user in enumerate(np.asarray(users).tolist()):
+            heard = seen.indices[seen.indptr[user] : seen.indptr[user + 1]].astype(np.int64)
+            cands = top_candidates(total[i], heard, k)
+            playing = (
+                np.zeros(cands.size)
+                if friends is None
+                else np.asarray(friends[i, cands].toarray(), dtype=np.float64).ravel()
+            )
+            x = rerank_features(
+                total[i, cands],
+                {name: part[i, cands] for name, part in parts.items()},
+                ctx,
+                cands,
+                history=heard,
+                n_friends=float(n_friends[i]),
+                friends_playing=playing,
+            )
+            out.append((cands, x))
+        return out
+
+    def _rerank_rows(
+        self, users: IntArray, total: FloatArray, parts: dict[str, FloatArray]
+    ) -> None:
+        """Re-rank each row's best candidates in place (see :mod:`~.rerank`)."""
+        r = self.reranker
+        assert r is not None
+        for i, (cands, x) in enumerate(self.candidate_features(users, total, parts, r.k)):
+            permute_scores(total[i], cands, r.order(x, cands))
+
+    def rerank_one(
+        self,
+        scores: FloatArray,
+        items: IntArray,
+        plays: FloatArray,
+        friend_items: IntArray | None = None,
+        friend_plays: FloatArray | None = None,
+        friend_slot: IntArray | None = None,
+        n_friends: int = 0,
+        parts: Mapping[str, npt.NDArray[Any]] | None = None,
+    ) -> None:
+        """Re-rank in place the best candidates of :meth:`score_one`'s ``scores`` for the same
+        arguments (``n_friends``: the user's number of friends), as :meth:`score` does for a
+        block; a no-op without a re-ranker.
+
+        ``parts``, when given, are the components' scaled scores over all items as
+        :meth:`score_one` computes them (each component's raw scores divided by its scale, before
+        its weight); without them the candidates' parts are computed again here, which costs
+        about as much as scoring (see :meth:`_candidate_parts`)."""
+        r = self.reranker
+        if r is None or items.size == 0:
+            return
+        items = np.asarray(items, dtype=np.int64)
+        cands = top_candidates(scores, items, r.k)
+        if parts is not None:
+            picked = {name: np.asarray(v[cands], dtype=np.float64) for name, v in parts.items()}
+        else:
+            picked = self._candidate_parts(
+                scores,
+                cands,
+                items,
+                np.asarray(plays, dtype=np.float64),
+                friend_items,
+                friend_plays,
+                friend_slot,
+            )
+        playing = np.zeros(cands.size)
+        if friend_items is not None and friend_items.size:
+            # friends' (friend, item) pairs are distinct: an item's count is its friends
+            heard_by = np.sort(friend_items)
+            left = np.searchsorted(heard_by, cands, side="left")
+            playing = (np.searchsorted(heard_by, cands, side="right") - left).astype(np.float64)
+        x = rerank_features(
+            scores[cands],
+            picked,
+            self.item_context(),
+            cands,
+            history=items,
+            n_friends=float(n_friends),
+            friends_playing=playing,
+        )
+        permute_scores(scores, cands, r.order(x, cands))
+
+    def _candidate_parts(
+        self,
+        fused: FloatArray,
+        cands: IntArray,
+        items: IntArray,
+        plays: FloatArray,
+        friend_items: IntArray | None,
+        friend_plays: FloatArray | None,
+        friend_slot: IntArray | None,
+    ) -> dict[str, FloatArray]:
+        """Each component's scaled score of the candidates, as :meth:`score_one` scales it:
+        factor models by their exact moments over all items (Gram matrices precomputed), the
+        sparse components from their vectors, EASE as the fused score minus the others (its
+        weight is 1)."""
+        s = self._serving
+        assert s is not None
+        if self._moments is None or self._moments[0] is not s:
+            self._moments = (s, _Moments.of(s))
+        m = self._moments[1]
+        n = s.n_items
+        n_unheard = max(n - items.size, 1)
+
+        def scale(total: float, total_sq: float, heard: FloatArray) -> float:
+            if self.scale != "std":
+                return 1.0  # "max" needs the full vector: left to the fused score
+            mean = (total - float(heard.sum())) / n_unheard
+            var = (total_sq - float(heard @ heard)) / n_unheard - mean * mean
+            stat = float(np.sqrt(var)) if var > 0 and n > items.size else 0.0
+            return stat if np.isfinite(stat) and stat > 0 else 1.0
+
+        def dense(v: FloatArray) -> FloatArray:
+            v = np.asarray(v, dtype=np.float64)
+            return v[cands] / scale(float(v.sum()), float(v @ v), v[items])
+
+        def factor(y: F32, gram: FloatArray, col: FloatArray, u: FloatArray) -> FloatArray:
+            heard = y[items].astype(np.float64) @ u
+            return np.asarray(
+                (y[cands].astype(np.float64) @ u)
+                / scale(float(col @ u), float(u @ gram @ u), heard)
+            )
+
+        parts: dict[str, FloatArray] = {}
+        w = self.weights()
+        rest = np.zeros(cands.size)
+        if self.w_svd and s.svd_items is not None and m.svd is not None:
+            u = (s.svd_scale[items] @ s.svd_items[items]).astype(np.float64)
+            parts["svd"] = factor(s.svd_items, m.svd[0], m.svd[1], u)
+        if self.w_als and s.als is not None and m.als is not None:
+            u = self._als_fold_in(s.als, items, plays).astype(np.float32).astype(np.float64)
+            parts["als"] = factor(s.als.items, m.als[0], m.als[1], u)
+        if self.w_friends and friend_items is not None and friend_items.size:
+            assert friend_plays is not None and friend_slot is not None
+            logs = np.log1p(np.asarray(friend_plays, dtype=np.float64))
+            sums = np.bincount(friend_slot, weights=logs)
+            by_item = np.bincount(friend_items, weights=logs / sums[friend_slot], minlength=n)
+            parts["friends"] = dense(by_item[:n].astype(np.float64))
+        if self.w_tag_knn and s.tag_sim is not None:
+            t = s.tag_sim
+            ones = np.ones(items.size)
+            parts["tag_knn"] = dense(
+                _gather_sum(t.indptr, t.indices, t.data, items, ones, n).astype(np.float64)
+            )
+        if self.w_tag_profile and s.tag_vec is not None:
+            t = s.tag_vec
+            profile = _gather_sum(t.indptr, t.indices, t.data, items, np.log1p(plays), t.shape[1])
+            norm2 = float(np.sqrt(profile @ profile))
+            if norm2 > 0:
+                parts["tag_profile"] = dense(t @ (profile / norm2).astype(np.float32))
+        for name, part in parts.items():
+            rest += w[name] * part
+        parts["ease"] = fused[cands] - rest
+        return parts
 
     def similar_items(self, item: int, *, n: int = 20) -> tuple[IntArray, FloatArray]:
         """Items the fused model would recommend to someone who listened to ``item`` only."""

@@ -1,0 +1,414 @@
+"""A learned re-ranker of the Hybrid's best candidates (stacking, Wolpert 1992).
+
+The Hybrid ranks by a weighted sum of its components' scaled scores, one set of weights for every
+user and item. The re-ranker takes the sum's best :attr:`Reranker.k` unheard items of a user and
+orders them again with gradient-boosted trees (LambdaMART, Burges 2010; LightGBM's ``lambdarank``)
+over per-(user, item) features (:data:`FEATURES`):
+
+- the fused score and each component's scaled score (the terms of the sum, unweighted),
+- the item's log popularity (listeners in training) and log number of distinct tags,
+- the user's log history size, log number of friends, mean log popularity of their history, and
+  how many of their friends listened to the item.
+
+The trees can so weigh a component by context (tags count more for a short history, friends for
+an item many friends play, popularity differently for users of the mainstream and of the tail),
+which one linear sum cannot. The re-ranker only permutes the candidates: the item it puts at
+position ``j`` takes the ``j``-th best fused score, so scores keep their scale (the serving
+controls, e.g. the novelty penalty, apply to them unchanged) and items past the candidates keep
+theirs.
+
+Training (:func:`train_reranker`, needs ``lightgbm``) uses only the training data it is given:
+each of ``resamples`` validation splits holds out 20% of every user's items (as the protocol's
+validation split does), fits the Hybrid on the rest, and labels each candidate 1 if it was held out.
+``musicgraph evaluate`` trains it on the validation splits of seed 0 and stores it in
+``rerank_hetrec.json`` beside ``tuned_hetrec.json``; serving applies it with numpy alone: the
+trees are stacked into flat arrays and evaluated all at once by QuickScorer's bit masks
+(Lucchese et al., SIGIR 2015): every split an item fails clears the leaves of that node's left
+subtree, and the item's leaf in each tree is the lowest bit left.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from musicgraph.errors import MusicgraphError
+from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
+
+COMPONENTS = ("ease", "svd", "als", "friends", "tag_knn", "tag_profile")
+FEATURES = (
+    "blend",
+    *COMPONENTS,
+    "log_popularity",
+    "log_history",
+    "log_friends",
+    "friends_playing",
+    "history_popularity",
+    "log_tags",
+)
+RERANK_PATH = Path(__file__).with_name("rerank_hetrec.json")
+# LightGBM parameters chosen on the validation splits of seed 0 (leave-one-split-out).
+LGB_PARAMS: dict[str, Any] = {
+    "objective": "lambdarank",
+    "learning_rate": 0.1,
+    "num_leaves": 7,
+    "min_data_in_leaf": 200,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambdarank_truncation_level": 30,
+    "verbose": -1,
+    "num_threads": 1,
+}
+ROUNDS = 60
+MAX_LEAVES = 16
+U16 = npt.NDArray[np.uint16]
+# the index of the lowest set bit of every 16-bit mask (0 for 0, which cannot occur: the last
+# leaf of a tree is in no node's left subtree)
+_LOWEST_BIT = np.zeros(1 << MAX_LEAVES, dtype=np.int64)
+for _bit in range(MAX_LEAVES - 1, -1, -1):
+    _LOWEST_BIT[(np.arange(1 << MAX_LEAVES) >> _bit) & 1 == 1] = _bit
+
+
+class RerankError(MusicgraphError):
+    """A re-ranker could not be trained or read (missing lightgbm, a malformed file)."""
+
+
+@dataclass(frozen=True)
+class ItemContext:
+    """Per-item features of one fit: log1p(listeners) and log1p(distinct tags)."""
+
+    log_popularity: FloatArray
+    log_tags: FloatArray
+
+    @classmethod
+    def of(cls, binary: sp.csr_matrix, tag_vectors: sp.csr_matrix | None) -> ItemContext:
+        """From the fit's 0/1 user-item matrix and its item tag vectors (one nonzero per tag)."""
+        popularity = np.asarray(binary.sum(axis=0), dtype=np.float64).ravel()
+        n_tags = (
+            np.zeros(binary.shape[1])
+            if tag_vectors is None
+            else np.diff(sp.csr_matrix(tag_vectors).indptr).astype(np.float64)
+        )
+        return cls(np.log1p(popularity), np.log1p(n_tags))
+
+
+@dataclass(frozen=True)
+class Reranker:
+    """Boosted trees over :data:`FEATURES`, as flat arrays (see the module docstring).
+
+    Every tree is padded to ``depth`` internal nodes (a padding node never fails), stored node
+    slot after node slot (slot ``d`` of every tree, then slot ``d + 1``): ``node_feature`` and
+    ``node_threshold`` (an item goes left when its feature is ``<=`` the threshold) and
+    ``node_clear`` (the bits of the leaves in the node's left subtree, cleared when the item goes
+    right). ``leaf_value[t * leaves + j]`` is tree ``t``'s ``j``-th leaf from the left; ``base``
+    sums the trees that are a single leaf."""
+
+    k: int
+    depth: int
+    leaves: int
+    node_feature: IntArray
+    node_threshold: FloatArray
+    node_clear: U16
+    leaf_value: FloatArray
+    base: float = 0.0
+    # the Hybrid parameters it was trained for (its features are that Hybrid's scores)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_trees(self) -> int:
+        return self.leaf_value.size // max(self.leaves, 1)
+
+    def predict(self, x: FloatArray) -> FloatArray:
+        """Scores (higher first) of feature rows ``x`` (rows x len(FEATURES))."""
+        n_trees = self.n_trees
+        if n_trees == 0 or x.shape[0] == 0:
+            return np.full(x.shape[0], self.base)
+        xt = np.ascontiguousarray(x.T)
+        # slots x rows: the bits each node clears for each row (0 where the row goes left)
+        cleared = (xt[self.node_feature] > self.node_threshold[:, None]) * self.node_clear[:, None]
+        cleared = cleared.reshape(self.depth, n_trees, x.shape[0])
+        alive = ~np.bitwise_or.reduce(cleared, axis=0) if self.depth > 1 else ~cleared[0]
+        leaf = _LOWEST_BIT[alive]
+        rows_leaf = np.arange(n_trees)[:, None] * self.leaves + leaf
+        out: FloatArray = self.leaf_value[rows_leaf].sum(axis=0) + self.base
+        return out
+
+    # --- re-ranking ------------------------------------------------------------------------------
+    def order(self, x: FloatArray, candidates: IntArray) -> IntArray:
+        """The new order (row positions, best first) of one user's candidate rows ``x``
+        (:func:`features`); equal predictions keep the fused order (then item index), so trees
+        that cannot tell candidates apart leave them as they were. The fused score is compared
+        in float32, the precision serving computes it in, so both paths break ties alike."""
+        fused = x[:, 0].astype(np.float32)
+        return np.asarray(np.lexsort((candidates, -fused, -self.predict(x))), dtype=np.int64)
+
+    # --- files -----------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": list(FEATURES),
+            "k": self.k,
+            "depth": self.depth,
+            "leaves": self.leaves,
+            "node_feature": self.node_feature.tolist(),
+            "node_threshold": [float(v) if np.isfinite(v) else None for v in self.node_threshold],
+            "node_clear": self.node_clear.tolist(),
+            "leaf_value": self.leaf_value.tolist(),
+            "base": self.base,
+            "hybrid_params": dict(self.params),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Reranker:
+        if list(doc.get("features", ())) != list(FEATURES):
+            raise RerankError(
+                f"re-ranker features {doc.get('features')} are not this version's {list(FEATURES)}"
+            )
+        thresholds = [np.inf if v is None else float(v) for v in doc["node_threshold"]]
+        return cls(
+            k=int(doc["k"]),
+            depth=int(doc["depth"]),
+            leaves=int(doc["leaves"]),
+            node_feature=np.asarray(doc["node_feature"], dtype=np.int64),
+            node_threshold=np.asarray(thresholds, dtype=np.float64),
+            node_clear=np.asarray(doc["node_clear"], dtype=np.uint16),
+            leaf_value=np.asarray(doc["leaf_value"], dtype=np.float64),
+            base=float(doc.get("base", 0.0)),
+            params=dict(doc.get("hybrid_params", {})),
+        )
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json()) + "\n")
+
+    @classmethod
+    def from_lightgbm(
+        cls, model_dump: Mapping[str, Any], k: int, params: Mapping[str, Any] | None = None
+    ) -> Reranker:
+        """From LightGBM's ``Booster.dump_model()`` (numerical ``<=`` splits, at most
+        :data:`MAX_LEAVES` leaves a tree)."""
+        trees: list[tuple[list[float], list[tuple[int, float, int]]]] = []
+        base = 0.0
+        for info in model_dump["tree_info"]:
+            root = info["tree_structure"]
+            if "split_feature" not in root:
+                base += float(root["leaf_value"])
+                continue
+            leaves: list[float] = []
+            nodes: list[tuple[int, float, int]] = []
+            _walk(root, leaves, nodes)
+            if len(leaves) > MAX_LEAVES:
+                raise RerankError(
+                    f"a tree has {len(leaves)} leaves; at most {MAX_LEAVES} are supported"
+                )
+            trees.append((leaves, nodes))
+        depth = max((len(n) for _, n in trees), default=0)
+        n_leaves = max((len(lv) for lv, _ in trees), default=0)
+        feature = np.zeros((depth, len(trees)), dtype=np.int64)
+        threshold = np.full((depth, len(trees)), np.inf)
+        clear = np.zeros((depth, len(trees)), dtype=np.uint16)
+        values = np.zeros((len(trees), n_leaves))
+        for t, (leaves, nodes) in enumerate(trees):
+            values[t, : len(leaves)] = leaves
+            for d, (f, thr, bits) in enumerate(nodes):
+                feature[d, t], threshold[d, t], clear[d, t] = f, thr, bits
+        return cls(
+            k=k,
+            depth=depth,
+            leaves=n_leaves,
+            node_feature=feature.ravel(),
+            node_threshold=threshold.ravel(),
+            node_clear=clear.ravel(),
+            leaf_value=values.ravel(),
+            base=base,
+            params=dict(params or {}),
+        )
+
+
+def _walk(node: Mapping[str, Any], leaves: list[float], nodes: list[tuple[int, float, int]]) -> int:
+    """Append a LightGBM subtree's leaves (left to right) and internal nodes (feature,
+    threshold, left subtree's leaf bits) in pre-order; return the subtree's leaf bits."""
+    if "split_feature" not in node:
+        leaves.append(float(node["leaf_value"]))
+        return 1 << (len(leaves) - 1)
+    if node.get("decision_type", "<=") != "<=":
+        raise RerankError(f"unsupported split {node.get('decision_type')!r}")
+    slot = len(nodes)
+    nodes.append((0, 0.0, 0))
+    left = _walk(node["left_child"], leaves, nodes)
+    right = _walk(node["right_child"], leaves, nodes)
+    nodes[slot] = (int(node["split_feature"]), float(node["threshold"]), left)
+    return left | right
+
+
+def load_reranker(path: Path = RERANK_PATH) -> Reranker | None:
+    """The stored re-ranker, None when there is no file."""
+    if not path.is_file():
+        return None
+    try:
+        return Reranker.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RerankError(f"cannot read the re-ranker in {path}: {exc}") from exc
+
+
+def top_candidates(scores: FloatArray, heard: IntArray, k: int) -> IntArray:
+    """The ``k`` best-scored items not in ``heard`` (fewer if fewer exist), best first (equal
+    scores by index). ``scores`` is left as it was (heard items are masked while choosing).
+
+    When ``k`` items score above zero, a threshold that halves from the best score finds them
+    (a few passes over the scores, cheaper than partitioning every item); else every item is
+    partitioned."""
+    saved = scores[heard].copy()
+    scores[heard] = -np.inf
+    try:
+        top = float(scores.max(initial=-np.inf))
+        idx: IntArray | None = None
+        if top > 0 and k > 0:
+            threshold = top / 2
+            while threshold > top * 1e-6:
+                found = np.flatnonzero(scores > threshold)
+                if found.size >= k:
+                    idx = found
+                    break
+                threshold /= 4
+        if idx is None:
+            idx = np.flatnonzero(np.isfinite(scores))
+        if idx.size > k > 0:
+            idx = idx[np.argpartition(-scores[idx], k - 1)[:k]]
+        elif k <= 0:
+            idx = idx[:0]
+        best = scores[idx]
+    finally:
+        scores[heard] = saved
+    return np.asarray(idx[np.lexsort((idx, -best))], dtype=np.int64)
+
+
+def permute_scores(scores: FloatArray, candidates: IntArray, order: IntArray) -> None:
+    """Give ``candidates[order[j]]`` the ``j``-th best of the candidates' scores (in place)."""
+    values = np.sort(scores[candidates])[::-1]
+    scores[candidates[order]] = values
+
+
+def features(
+    blend: FloatArray,
+    parts: Mapping[str, FloatArray],
+    items: ItemContext,
+    candidates: IntArray,
+    *,
+    history: IntArray,
+    n_friends: float,
+    friends_playing: FloatArray,
+) -> FloatArray:
+    """One user's candidate rows (candidates x len(FEATURES)): ``blend`` and ``parts[c]`` are the
+    candidates' fused and scaled component scores (a component the Hybrid lacks counts 0),
+    ``history`` the user's heard items, ``friends_playing`` how many friends heard each
+    candidate."""
+    x = np.zeros((candidates.size, len(FEATURES)))
+    x[:, 0] = blend
+    for j, name in enumerate(COMPONENTS, start=1):
+        part = parts.get(name)
+        if part is not None:
+            x[:, j] = part
+    b = 1 + len(COMPONENTS)
+    x[:, b] = items.log_popularity[candidates]
+    x[:, b + 1] = np.log1p(history.size)
+    x[:, b + 2] = np.log1p(n_friends)
+    x[:, b + 3] = friends_playing
+    x[:, b + 4] = float(items.log_popularity[history].mean()) if history.size else 0.0
+    x[:, b + 5] = items.log_tags[candidates]
+    np.nan_to_num(x, copy=False, posinf=0.0, neginf=0.0)
+    return x
+
+
+def train_reranker(
+    data: TrainingData,
+    hybrid_params: Mapping[str, Any],
+    *,
+    resamples: int = 8,
+    k: int = 100,
+    seed: int = 0,
+    fraction: float = 0.2,
+    rounds: int = ROUNDS,
+    lgb_params: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Reranker:
+    """Fit a :class:`Reranker` for a Hybrid with ``hybrid_params`` from ``data`` alone: split
+    ``data`` ``resamples`` times (20% of each user's items held out, ``numpy`` seeds
+    ``[seed, 1..resamples]``; with ``data`` the protocol's seed-0 train, the first one is the
+    validation split), fit the Hybrid on each rest, label its top ``k`` candidates, and fit
+    LambdaMART on them all. Tag assignments of held-out pairs are dropped (leakage rule)."""
+    try:
+        import lightgbm as lgb
+    except ImportError as exc:  # pragma: no cover - lightgbm is a dependency
+        raise RerankError("training the re-ranker needs lightgbm (pip install lightgbm)") from exc
+    from musicgraph.recommender.evaluate import split_user_items
+    from musicgraph.recommender.hybrid import Hybrid
+
+    xs: list[FloatArray] = []
+    ys: list[npt.NDArray[np.float64]] = []
+    for r in range(1, resamples + 1):
+        split = split_user_items(
+            data.user_items, np.random.default_rng([seed, r]), fraction=fraction
+        )
+        sub = _without_pairs(data, split.train, split.test)
+        model = Hybrid(**dict(hybrid_params), random_state=seed)
+        model.fit(sub)
+        test = sp.csr_matrix(split.test)
+        users = np.flatnonzero(np.diff(test.indptr)).astype(np.int64)
+        for start in range(0, users.size, 512):
+            block = users[start : start + 512]
+            scores, parts = model.scaled_components(block)
+            for user, (c, x) in zip(
+                block.tolist(), model.candidate_features(block, scores, parts, k), strict=True
+            ):
+                padded = np.zeros((k, len(FEATURES)))
+                padded[: c.size] = x
+                y = np.zeros(k)
+                y[: c.size] = np.asarray(test[user, c].toarray()).ravel() > 0
+                xs.append(padded)
+                ys.append(y)
+        if log:
+            log(f"re-ranker: split {r}/{resamples} labelled")
+    if not xs or not any(y.any() for y in ys):
+        # nothing held out (every user under 5 items) or nothing found: no trees, no change
+        return Reranker.from_lightgbm({"tree_info": []}, k, hybrid_params)
+    x_all = np.stack(xs)
+    y_all = np.stack(ys)
+    params = {**LGB_PARAMS, "seed": seed, **(lgb_params or {})}
+    ds = lgb.Dataset(
+        x_all.reshape(-1, len(FEATURES)), y_all.ravel(), group=np.full(x_all.shape[0], k)
+    )
+    booster = lgb.train(params, ds, num_boost_round=rounds)
+    return Reranker.from_lightgbm(booster.dump_model(), k, hybrid_params)
+
+
+def _without_pairs(data: TrainingData, train: sp.csr_matrix, held: sp.csr_matrix) -> TrainingData:
+    """``data`` with ``train`` as its listens and the tag assignments of ``held`` pairs dropped
+    (when per-user assignments are known)."""
+    triples = data.user_item_tags
+    if triples is None or data.item_tags is None or not len(triples):
+        return TrainingData(
+            user_items=sp.csr_matrix(train),
+            item_tags=data.item_tags,
+            user_friends=data.user_friends,
+            user_item_tags=triples,
+        )
+    held_b = sp.csr_matrix(held, dtype=bool)
+    leaked = np.asarray(held_b[triples[:, 0], triples[:, 1]]).ravel().astype(bool)
+    kept = triples[~leaked]
+    item_tags = sp.csr_matrix(
+        (np.ones(len(kept)), (kept[:, 1], kept[:, 2])), shape=data.item_tags.shape
+    )
+    item_tags.sum_duplicates()
+    return TrainingData(
+        user_items=sp.csr_matrix(train),
+        item_tags=item_tags,
+        user_friends=data.user_friends,
+        user_item_tags=kept,
+    )

@@ -1,0 +1,289 @@
+"""The Hybrid's learned re-ranker: trees evaluated as LightGBM does, candidates permuted, the
+batch and serving paths agreeing, and training from the data alone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from musicgraph.recommender.base import TrainingData
+from musicgraph.recommender.hybrid import Hybrid
+from musicgraph.recommender.rerank import (
+    FEATURES,
+    Reranker,
+    permute_scores,
+    top_candidates,
+    train_reranker,
+)
+
+FRIENDS_PLAYING = FEATURES.index("friends_playing")
+
+
+def _two_scenes(seed: int = 5) -> TrainingData:
+    """40 users over 16 artists in two scenes (0-7, 8-15), tags per scene, random friendships."""
+    rng = np.random.default_rng(seed)
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    for u in range(40):
+        base = 0 if u < 20 else 8
+        for a in rng.choice(8, size=int(rng.integers(4, 8)), replace=False):
+            rows.append(u)
+            cols.append(base + int(a))
+            vals.append(float(rng.integers(1, 30)))
+    plays = sp.csr_matrix((vals, (rows, cols)), shape=(40, 16))
+    tags = sp.csr_matrix(
+        (np.ones(20), (np.r_[np.arange(16), [1, 2, 9, 10]], np.r_[[0] * 8, [1] * 8, [2] * 4])),
+        shape=(16, 3),
+    )
+    pairs = rng.integers(0, 40, size=(60, 2))
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    friends = sp.csr_matrix(
+        (
+            np.ones(2 * len(pairs)),
+            (np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]]),
+        ),
+        shape=(40, 40),
+    )
+    friends.data[:] = 1.0
+    return TrainingData(user_items=plays, item_tags=tags, user_friends=friends)
+
+
+PARAMS: dict[str, Any] = {
+    "l2": 5.0,
+    "factors": 4,
+    "tag_k": 5,
+    "als_factors": 4,
+    "als_regularization": 1.0,
+    "w_als": 1.0,
+}
+
+
+def _random_booster(seed: int = 0, rounds: int = 12, leaves: int = 7) -> lgb.Booster:
+    """A LightGBM ranker on random features and labels: its splits use every feature."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((600, len(FEATURES)))
+    y = (x[:, 1] + x[:, FRIENDS_PLAYING] + 0.5 * rng.standard_normal(600) > 1).astype(float)
+    params = {
+        "objective": "lambdarank",
+        "num_leaves": leaves,
+        "min_data_in_leaf": 5,
+        "verbose": -1,
+        "num_threads": 1,
+    }
+    return lgb.train(params, lgb.Dataset(x, y, group=[20] * 30), num_boost_round=rounds)
+
+
+def _friends_first(k: int = 10) -> Reranker:
+    """One tree: candidates some friend played score 1, the rest 0."""
+    dump = {
+        "tree_info": [
+            {
+                "tree_structure": {
+                    "split_feature": FRIENDS_PLAYING,
+                    "threshold": 0.5,
+                    "decision_type": "<=",
+                    "left_child": {"leaf_value": 0.0},
+                    "right_child": {"leaf_value": 1.0},
+                }
+            }
+        ]
+    }
+    return Reranker.from_lightgbm(dump, k)
+
+
+@pytest.mark.parametrize("leaves", [2, 7, 16])
+def test_flattened_trees_predict_what_lightgbm_predicts(leaves: int) -> None:
+    """The stacked bit-mask evaluation gives LightGBM's own predictions, also after a JSON round
+    trip."""
+    booster = _random_booster(leaves=leaves)
+    reranker = Reranker.from_lightgbm(booster.dump_model(), 50)
+    again = Reranker.from_json(json.loads(json.dumps(reranker.to_json())))
+    x = np.random.default_rng(1).standard_normal((300, len(FEATURES)))
+    np.testing.assert_allclose(reranker.predict(x), booster.predict(x), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(again.predict(x), booster.predict(x), rtol=0, atol=1e-12)
+
+
+def test_permuting_keeps_the_scores_and_follows_the_order() -> None:
+    """The item put first takes the best candidate score; other items keep theirs."""
+    scores = np.array([0.9, 0.1, 0.5, 0.7, 0.3])
+    cands = top_candidates(scores, np.array([0]), 3)
+    assert cands.tolist() == [3, 2, 4]
+    permute_scores(scores, cands, np.array([2, 0, 1]))
+    assert scores.tolist() == [0.9, 0.1, 0.3, 0.5, 0.7]
+
+
+def test_the_reranker_puts_the_friends_artist_first() -> None:
+    """A re-ranker that trusts friends lifts the one candidate a friend plays, an artist of the
+    other scene, from the bottom of the fused ranking to the top."""
+    data = _two_scenes()
+    user, friend, artist = 3, 40, 15  # user 3 is of scene 0-7; the new user 40 plays only 15
+    plays = sp.lil_matrix((41, 16))
+    plays[:40] = data.user_items
+    plays[friend, artist] = 10.0
+    friends = sp.csr_matrix(([1.0, 1.0], ([user, friend], [friend, user])), shape=(41, 41))
+    data = TrainingData(
+        user_items=sp.csr_matrix(plays), item_tags=data.item_tags, user_friends=friends
+    )
+    model = Hybrid(**PARAMS)
+    model.fit(data)
+    plain, _ = model.recommend(user, n=12)
+    assert artist in plain.tolist() and plain[0] != artist
+    model.reranker = _friends_first(k=16)
+    reranked, _ = model.recommend(user, n=12)
+    assert reranked[0] == artist
+    assert sorted(reranked.tolist()) == sorted(plain.tolist())
+
+
+def test_serving_and_batch_rerank_the_same_way() -> None:
+    """Hybrid.score_one + rerank_one (the engine's path) re-ranks each user's candidates as
+    Hybrid.score does for a block: the same component features and the same top items (without
+    ALS, whose batch user factors are the fit's, not a fold-in)."""
+    data = _two_scenes()
+    model = Hybrid(**{**PARAMS, "w_als": 0.0})
+    model.fit(data)
+    model.reranker = Reranker.from_lightgbm(_random_booster().dump_model(), 8)
+    model.prepare_serving()
+    users = np.arange(40)
+    batch = model.score(users)
+    _, parts = model.scaled_components(users)
+    plays = sp.csr_matrix(data.user_items)
+    friends = data.user_friends
+    assert friends is not None
+    for u in users.tolist():
+        row = plays[u]
+        fr = friends[u].indices
+        frows = plays[fr]
+        slot = np.repeat(np.arange(fr.size), np.diff(frows.indptr))
+        args = (row.indices.astype(np.int64), row.data, frows.indices.astype(np.int64))
+        one = model.score_one(*args, frows.data, slot)
+        cands = top_candidates(one, args[0], 8)
+        served = model._candidate_parts(one, cands, args[0], row.data, args[2], frows.data, slot)
+        assert set(served) <= set(parts)
+        for name in parts:  # a component serving skips (no friends) is a feature of 0
+            got = served.get(name, np.zeros(cands.size))
+            np.testing.assert_allclose(got, parts[name][u, cands], rtol=1e-4, atol=1e-4)
+        model.rerank_one(one, *args, frows.data, slot, n_friends=fr.size)
+        unheard = np.setdiff1d(np.arange(16), row.indices)
+        # compared as values: the permuted scores of tied candidates are equal either way
+        np.testing.assert_allclose(one[unheard], batch[u, unheard], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(batch, model.scaled_components(users)[0])  # it did re-rank
+
+
+def test_training_uses_held_out_splits_of_the_data_alone() -> None:
+    """train_reranker fits trees from the data's own validation splits and records the Hybrid
+    parameters they were trained for; the Hybrid serves with them."""
+    data = _two_scenes()
+    reranker = train_reranker(
+        data, PARAMS, resamples=2, k=8, lgb_params={"min_data_in_leaf": 5}, rounds=5
+    )
+    assert reranker.params == PARAMS
+    assert reranker.k == 8 and reranker.n_trees == 5
+    model = Hybrid(**PARAMS)
+    model.fit(data)
+    model.reranker = reranker
+    recs = model.recommend_many(np.arange(40), n=3)
+    assert recs.shape == (40, 3)
+    seen = data.user_items
+    assert not any(seen[u, recs[u]].nnz for u in range(40))
+
+
+def test_top_candidates_match_a_full_sort() -> None:
+    """The threshold shortcut picks the k best unheard items of a full sort, best first, and
+    leaves the scores as they were."""
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n = int(rng.integers(1, 500))
+        scores = rng.standard_normal(n) * rng.choice([1e-9, 1.0, 1e6])
+        if trial % 4 == 0:
+            scores = -np.abs(scores)
+        before = scores.copy()
+        heard = rng.choice(n, size=int(rng.integers(0, n)), replace=False).astype(np.int64)
+        k = int(rng.integers(1, 120))
+        got = top_candidates(scores, heard, k)
+        unheard = np.setdiff1d(np.arange(n), heard)
+        want = unheard[np.lexsort((unheard, -scores[unheard]))][:k]
+        assert got.tolist() == want.tolist()
+        assert np.array_equal(scores, before)
+
+
+def test_given_parts_rerank_as_the_recomputed_ones() -> None:
+    """rerank_one with the components' scaled scores handed in (what score_one could pass on)
+    re-ranks exactly as when it computes the candidates' parts itself."""
+    data = _two_scenes()
+    model = Hybrid(**{**PARAMS, "w_als": 0.0})
+    model.fit(data)
+    model.reranker = Reranker.from_lightgbm(_random_booster().dump_model(), 8)
+    model.prepare_serving()
+    plays = sp.csr_matrix(data.user_items)
+    friends = data.user_friends
+    assert friends is not None
+    _, parts = model.scaled_components(np.arange(40))
+    for u in range(40):
+        row, fr = plays[u], friends[u].indices
+        frows = plays[fr]
+        slot = np.repeat(np.arange(fr.size), np.diff(frows.indptr))
+        args = (row.indices.astype(np.int64), row.data, frows.indices.astype(np.int64))
+        one = model.score_one(*args, frows.data, slot)
+        mine = one.copy()
+        model.rerank_one(one, *args, frows.data, slot, n_friends=fr.size)
+        given = {name: np.nan_to_num(p[u], neginf=0.0) for name, p in parts.items()}
+        model.rerank_one(mine, *args, frows.data, slot, n_friends=fr.size, parts=given)
+        np.testing.assert_allclose(mine, one, rtol=1e-6, atol=1e-6)
+
+
+def test_trees_that_see_no_difference_keep_the_fused_order() -> None:
+    """A re-ranker of constant trees (what a too-small training set yields) changes nothing."""
+    data = _two_scenes()
+    model = Hybrid(**PARAMS)
+    model.fit(data)
+    users = np.arange(40)
+    plain = model.score(users)
+    model.reranker = Reranker.from_lightgbm(
+        {"tree_info": [{"tree_structure": {"leaf_value": 0.3}}]}, 10
+    )
+    np.testing.assert_array_equal(model.score(users), plain)
+
+
+def test_the_engine_serves_a_reranker_fitted_on_its_own_data() -> None:
+    """With hybrid_rerank="fit" the engine trains a re-ranker at fit time from its snapshot and
+    serves the order the batch path gives; "stored" skips a re-ranker trained for other
+    parameters; an unknown mode is refused."""
+    from musicgraph.errors import RecommenderError
+    from musicgraph.recommender.engine import Controls, RecommendationEngine
+    from tests.recommender.test_engine_hybrid import NOW, two_scenes
+    from tests.recommender.test_engine_hybrid import PARAMS as ENGINE_PARAMS
+
+    params = {**ENGINE_PARAMS, "w_als": 0.0}
+    engine = RecommendationEngine(
+        two_scenes(),
+        clock=lambda: NOW,
+        hybrid_params=params,
+        hybrid_rerank="fit",
+        hybrid_rerank_resamples=2,
+    )
+    engine.fit_hybrid()
+    fit = engine._hybrid
+    assert fit is not None and fit.model.reranker is not None
+    assert fit.model.reranker.params == params
+    res = engine.recommend("me", kind="artist", controls=Controls(limit=5))
+    assert res.method == "hybrid"
+    me = engine.projection.users.get("me")
+    assert me is not None
+    batch = fit.model.score(np.array([me]))[0]
+    ids = engine.projection.artists.ids
+    want = [ids[i] for i in np.argsort(-batch, kind="stable")[:5] if batch[i] > 0]
+    assert [r.item_id for r in res.items] == want
+
+    stored = RecommendationEngine(
+        two_scenes(), clock=lambda: NOW, hybrid_params=params, hybrid_rerank="stored"
+    )
+    stored.fit_hybrid()
+    assert stored._hybrid is not None and stored._hybrid.model.reranker is None
+    with pytest.raises(RecommenderError, match="hybrid_rerank"):
+        RecommendationEngine(two_scenes(), hybrid_rerank="always")
