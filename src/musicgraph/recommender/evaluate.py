@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,9 @@ import scipy.sparse as sp
 
 from musicgraph.errors import MusicgraphError
 from musicgraph.recommender.base import FloatArray, IntArray, Recommender, TrainingData
+
+if TYPE_CHECKING:
+    from musicgraph.recommender.rerank import Reranker
 
 KS = (10, 20)
 TEST_FRACTION = 0.2
@@ -334,6 +337,8 @@ def _methods() -> dict[str, Method]:
             bounds={"factors": (2, 1024), "regularization": (1e-5, 1e4), "alpha": (0.01, 1e4)},
         ),
         Method("Hybrid", Hybrid, grid=Hybrid.GRID, bounds=Hybrid.BOUNDS, baseline=False),
+        # the Hybrid (its tuned parameters) with its learned re-ranker (hybrid_reranker)
+        Method(RERANKED, Hybrid, baseline=False),
     ]
     return {m.name: m for m in methods}
 
@@ -348,6 +353,7 @@ def _als_factory() -> Callable[..., Recommender]:
 
 
 DEFAULT_METHOD = "Hybrid"
+RERANKED = "Hybrid+rerank"
 
 
 def _extend(values: list[Any], at_low: bool, lo: float, hi: float) -> Any | None:
@@ -435,6 +441,45 @@ def load_tuned(path: Path = TUNED_PATH) -> dict[str, dict[str, Any]]:
     return data
 
 
+def hybrid_reranker(
+    hetrec: HetRec,
+    params: dict[str, Any],
+    stored: dict[str, Reranker],
+    *,
+    train_missing: bool = True,
+    retrain: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Reranker | None:
+    """The Hybrid's re-ranker for ``params``: ``stored[RERANK_PATH.name]`` when it was trained
+    for these parameters, else (``train_missing``) one trained on seed 0's train split by
+    :func:`~musicgraph.recommender.rerank.train_reranker` (its splits are validation splits of
+    seed 0: the first one is the protocol's) and put in ``stored``; None otherwise."""
+    from musicgraph.recommender.rerank import RERANK_PATH, train_reranker
+
+    current = stored.get(RERANK_PATH.name)
+    if current is not None and current.params == params and not retrain:
+        return current
+    if not train_missing and not retrain:
+        return None
+    outer = protocol_split(hetrec.user_items, VALIDATION_SEED)
+    t0 = time.perf_counter()
+    reranker = train_reranker(
+        training_data(hetrec, outer.train, outer.test), params, seed=VALIDATION_SEED, log=log
+    )
+    stored[RERANK_PATH.name] = reranker
+    if log:
+        log(f"trained the Hybrid's re-ranker ({time.perf_counter() - t0:.0f}s)")
+    return reranker
+
+
+def _reranked_hybrid(params: dict[str, Any], seed: int, reranker: Reranker | None) -> Recommender:
+    from musicgraph.recommender.hybrid import Hybrid
+
+    model = Hybrid(**params, random_state=seed)
+    model.reranker = reranker
+    return model
+
+
 # --- the protocol ---------------------------------------------------------------------------------
 
 
@@ -507,9 +552,13 @@ def run_protocol(
     tune_missing: bool = True,
     retune: bool = False,
     log: Callable[[str], None] | None = None,
+    rerankers: dict[str, Reranker] | None = None,
 ) -> Report:
     """Tune (on the validation split of seed 0) what is not tuned yet, then evaluate every method
-    on the test split of every seed. ``tuned`` is updated in place with what was tuned."""
+    on the test split of every seed. ``tuned`` is updated in place with what was tuned;
+    ``rerankers`` (the stored re-rankers by file name, see :func:`hybrid_reranker`) with what
+    was trained."""
+    rerankers = {} if rerankers is None else rerankers
     started = time.perf_counter()
     registry = _methods()
     names = list(methods) if methods else list(registry)
@@ -554,6 +603,18 @@ def run_protocol(
                 f"tuned {name}: {best} (validation {TUNE_METRIC} {score:.4f}, "
                 f"{time.perf_counter() - t0:.0f}s)"
             )
+    reranker = None
+    if RERANKED in names:
+        if "params" not in tuned.get("Hybrid", {}):
+            raise EvaluationError(f"{RERANKED} needs the Hybrid's tuned parameters: run Hybrid too")
+        reranker = hybrid_reranker(
+            hetrec,
+            tuned["Hybrid"]["params"],
+            rerankers,
+            train_missing=tune_missing or retune,
+            retrain=retune,
+            log=log,
+        )
     per_seed: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     seeds = list(seeds)
     for seed in seeds:
@@ -563,7 +624,11 @@ def run_protocol(
             method = registry[name]
             params = tuned.get(name, {}).get("params", {})
             t0 = time.perf_counter()
-            metrics = evaluate_model(_factory_for(method, params, seed), data, split.test)
+            if name == RERANKED:
+                model = _reranked_hybrid(tuned["Hybrid"]["params"], seed, reranker)
+            else:
+                model = _factory_for(method, params, seed)
+            metrics = evaluate_model(model, data, split.test)
             per_seed[name].append(metrics)
             if log:
                 log(
@@ -607,6 +672,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
+    from musicgraph.recommender.rerank import RERANK_PATH, load_reranker
+
+    rerank_path = tuned_path.with_name(RERANK_PATH.name)
+    stored_reranker = None if args.retune else load_reranker(rerank_path)
+    rerankers = {} if stored_reranker is None else {RERANK_PATH.name: stored_reranker}
     report = run_protocol(
         hetrec,
         seeds=args.seeds,
@@ -615,11 +685,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tune_missing=not args.no_tune,
         retune=args.retune,
         log=log,
+        rerankers=rerankers,
     )
     if tuned != stored and not args.users:
         merged = {**load_tuned(tuned_path), **tuned}
         tuned_path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
         log(f"tuned parameters written to {tuned_path}")
+    trained = rerankers.get(RERANK_PATH.name)
+    if trained is not None and trained is not stored_reranker and not args.users:
+        trained.save(rerank_path)
+        log(f"the Hybrid's re-ranker written to {rerank_path}")
     print(report.markdown())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
@@ -657,7 +732,7 @@ def register(subparsers: Any, add_db: Callable[[argparse.ArgumentParser], None])
         nargs="+",
         default=None,
         help="methods to run (default: all): "
-        + ", ".join(["MostPopular", "ItemKNN", "RP3beta", "EASE", "ALS", "Hybrid"]),
+        + ", ".join(["MostPopular", "ItemKNN", "RP3beta", "EASE", "ALS", "Hybrid", RERANKED]),
     )
     tuning = p.add_mutually_exclusive_group()
     tuning.add_argument(
