@@ -87,6 +87,7 @@ from musicgraph.recommender.random_walk import (
     pixie_walk,
     seed_budget,
 )
+from musicgraph.recommender.rerank import load_reranker, train_reranker
 
 if TYPE_CHECKING:
     from musicgraph.graph.base import GraphStore
@@ -203,6 +204,14 @@ class RecommendationEngine:
     item degree^beta, as RP3beta does), ``seed`` (random seed of the sampled walk), ``store`` (for
     re-reads on events and playlist generation), ``clock`` (seconds, for "heard within N days"),
     ``hybrid`` and ``hybrid_*`` (the Hybrid for artists; see the module docstring).
+    ``hybrid_rerank`` picks the Hybrid's learned re-ranker (:mod:`~.rerank`): ``"off"`` (the
+    default: computing the candidates' component scores again costs about as much as scoring
+    them, until :meth:`Hybrid.score_one` hands its parts on) none; ``"stored"`` the one
+    ``musicgraph evaluate`` trained on HetRec's seed-0 validation splits and stored in
+    ``rerank_hetrec.json``, used only with the Hybrid parameters it was trained for (its
+    features are that Hybrid's scores); ``"fit"`` one trained at every fit on the engine's own
+    snapshot, from ``hybrid_rerank_resamples`` validation splits of it (each one more Hybrid fit
+    in the worker thread: for a catalogue unlike HetRec).
     """
 
     def __init__(
@@ -227,9 +236,15 @@ class RecommendationEngine:
         hybrid_max_cells: int = 50_000_000,
         hybrid_refit_after: int = 1_000,
         hybrid_refit_seconds: float = 3_600.0,
+        hybrid_rerank: str = "off",
+        hybrid_rerank_resamples: int = 4,
     ) -> None:
         if mode not in ("auto", "exact", "sampled"):
             raise RecommenderError(f"unknown walk mode {mode!r}: use auto, exact or sampled")
+        if hybrid_rerank not in ("stored", "fit", "off"):
+            raise RecommenderError(
+                f"unknown hybrid_rerank {hybrid_rerank!r}: use stored, fit or off"
+            )
         self.projection = projection
         self.store = store
         self.bus = bus
@@ -258,6 +273,8 @@ class RecommendationEngine:
         self.hybrid_max_cells = hybrid_max_cells
         self.hybrid_refit_after = hybrid_refit_after
         self.hybrid_refit_seconds = hybrid_refit_seconds
+        self.hybrid_rerank = hybrid_rerank
+        self.hybrid_rerank_resamples = hybrid_rerank_resamples
         self._hybrid: _HybridFit | None = None
         self._graphs: dict[str, tuple[tuple[int, ...], WalkGraph]] = {}
         self._hybrid_state = "off"
@@ -830,7 +847,14 @@ class RecommendationEngine:
     def fit_hybrid(self) -> None:
         """Fit the Hybrid now, in this thread (the bench and tests; the server uses
         :meth:`schedule_hybrid_fit`)."""
-        self._install_hybrid(_fit_hybrid(self._hybrid_snapshot(), self._hybrid_params()))
+        self._install_hybrid(
+            _fit_hybrid(
+                self._hybrid_snapshot(),
+                self._hybrid_params(),
+                self.hybrid_rerank,
+                self.hybrid_rerank_resamples,
+            )
+        )
 
     def _hybrid_params(self) -> dict[str, Any]:
         return dict(self.hybrid_params) if self.hybrid_params is not None else hybrid_params()
@@ -855,7 +879,9 @@ class RecommendationEngine:
 
         async def run() -> None:
             try:
-                fitted = await asyncio.to_thread(_fit_hybrid, data, params)
+                fitted = await asyncio.to_thread(
+                    _fit_hybrid, data, params, self.hybrid_rerank, self.hybrid_rerank_resamples
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the walk keeps serving
@@ -902,9 +928,11 @@ class RecommendationEngine:
         if not keep.all():
             cols, w = cols[keep], w[keep]
         f_items = f_plays = f_slot = None
+        n_friends = 0
         if user < p.friends.n_rows and p.friends.length[user] > 0:
             friends = p.friends.row(user).astype(np.int64)
             friends = friends[friends < rel.n_rows]
+            n_friends = int(friends.size)
             length = rel.length[friends].astype(np.int64)
             offsets = np.cumsum(length) - length
             pos = np.repeat(rel.start[friends] - offsets, length) + np.arange(int(length.sum()))
@@ -917,6 +945,8 @@ class RecommendationEngine:
             if not ok.all():
                 f_items, f_plays, f_slot = f_items[ok], f_plays[ok], f_slot[ok]
         scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot)
+        # the learned re-ranker permutes the best candidates' scores (no-op without one)
+        fit.model.rerank_one(scores, cols, w, f_items, f_plays, f_slot, n_friends)
         best = c.limit + int(rel.length[user])
         if not (c.novelty or c.include_tags or c.exclude_tags) and best < scores.size:
             items = _top_positive(scores, best)
@@ -930,11 +960,20 @@ class RecommendationEngine:
         self.projection.add_user(user_id)
 
 
-def _fit_hybrid(data: TrainingData, params: dict[str, Any]) -> tuple[_HybridFit, float]:
-    """Fit a Hybrid on ``data`` (runs in a worker thread); returns it and the milliseconds."""
+def _fit_hybrid(
+    data: TrainingData, params: dict[str, Any], rerank: str = "stored", resamples: int = 4
+) -> tuple[_HybridFit, float]:
+    """Fit a Hybrid on ``data`` (runs in a worker thread), with its re-ranker per ``rerank``
+    (see :class:`RecommendationEngine`); returns it and the milliseconds."""
     t0 = time.perf_counter()
     model = Hybrid(**params)
     model.fit(data)
+    if rerank == "stored":
+        stored = load_reranker()
+        # its features are the scores of the Hybrid it was trained with: only for that one
+        model.reranker = stored if stored is not None and stored.params == params else None
+    elif rerank == "fit":
+        model.reranker = train_reranker(data, params, resamples=resamples)
     model.prepare_serving()
     return _HybridFit(model, data.n_users, data.n_items), (time.perf_counter() - t0) * 1000
 
