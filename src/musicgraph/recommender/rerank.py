@@ -306,9 +306,9 @@ def features(
     friends_playing: FloatArray,
 ) -> FloatArray:
     """One user's candidate rows (candidates x len(FEATURES)): ``blend`` and ``parts[c]`` are the
-    candidates' fused and scaled component scores (a component the Hybrid lacks counts 0),
-    ``history`` the user's heard items, ``friends_playing`` how many friends heard each
-    candidate."""
+    candidates' fused and scaled component scores (a component the Hybrid lacks counts 0; all
+    finite, as candidates are unheard), ``history`` the user's heard items, ``friends_playing``
+    how many friends heard each candidate."""
     x = np.zeros((candidates.size, len(FEATURES)))
     x[:, 0] = blend
     for j, name in enumerate(COMPONENTS, start=1):
@@ -322,7 +322,6 @@ def features(
     x[:, b + 3] = friends_playing
     x[:, b + 4] = float(items.log_popularity[history].mean()) if history.size else 0.0
     x[:, b + 5] = items.log_tags[candidates]
-    np.nan_to_num(x, copy=False, posinf=0.0, neginf=0.0)
     return x
 
 
