@@ -232,7 +232,8 @@ def test_given_parts_rerank_as_the_recomputed_ones() -> None:
         one = model.score_one(*args, frows.data, slot)
         mine = one.copy()
         model.rerank_one(one, *args, frows.data, slot, n_friends=fr.size)
-        given = {name: np.nan_to_num(p[u], neginf=0.0) for name, p in parts.items()}
+        # as score_one would hand them on: raw scores and a scale (here pre-scaled, scale 2 / 2)
+        given = {name: (2 * np.nan_to_num(p[u], neginf=0.0), 2.0) for name, p in parts.items()}
         model.rerank_one(mine, *args, frows.data, slot, n_friends=fr.size, parts=given)
         np.testing.assert_allclose(mine, one, rtol=1e-6, atol=1e-6)
 

@@ -768,23 +768,26 @@ class Hybrid(DenseScoringMixin):
         friend_plays: FloatArray | None = None,
         friend_slot: IntArray | None = None,
         n_friends: int = 0,
-        parts: Mapping[str, npt.NDArray[Any]] | None = None,
+        parts: Mapping[str, tuple[npt.NDArray[Any], float]] | None = None,
     ) -> None:
         """Re-rank in place the best candidates of :meth:`score_one`'s ``scores`` for the same
         arguments (``n_friends``: the user's number of friends), as :meth:`score` does for a
         block; a no-op without a re-ranker.
 
-        ``parts``, when given, are the components' scaled scores over all items as
-        :meth:`score_one` computes them (each component's raw scores divided by its scale, before
-        its weight); without them the candidates' parts are computed again here, which costs
-        about as much as scoring (see :meth:`_candidate_parts`)."""
+        ``parts``, when given, holds per component what :meth:`score_one` computed: its raw
+        scores over all items and the scale it divided them by (1 where it did not), before the
+        weight; a component it skipped is left out. Without them the candidates' parts are
+        computed again here, which costs about as much as scoring (:meth:`_candidate_parts`)."""
         r = self.reranker
         if r is None or items.size == 0:
             return
         items = np.asarray(items, dtype=np.int64)
         cands = top_candidates(scores, items, r.k)
         if parts is not None:
-            picked = {name: np.asarray(v[cands], dtype=np.float64) for name, v in parts.items()}
+            picked = {
+                name: np.asarray(v[cands], dtype=np.float64) / scale
+                for name, (v, scale) in parts.items()
+            }
         else:
             picked = self._candidate_parts(
                 scores,
