@@ -213,8 +213,9 @@ def test_top_candidates_match_a_full_sort() -> None:
 
 
 def test_given_parts_rerank_as_the_recomputed_ones() -> None:
-    """rerank_one with the components' scaled scores handed in (what score_one could pass on)
-    re-ranks exactly as when it computes the candidates' parts itself."""
+    """rerank_one with the components' scaled scores handed in (given directly, or as score_one
+    fills them on the engine's path) re-ranks exactly as when it computes the candidates' parts
+    itself."""
     data = _two_scenes()
     model = Hybrid(**{**PARAMS, "w_als": 0.0})
     model.fit(data)
@@ -236,6 +237,11 @@ def test_given_parts_rerank_as_the_recomputed_ones() -> None:
         given = {name: (2 * np.nan_to_num(p[u], neginf=0.0), 2.0) for name, p in parts.items()}
         model.rerank_one(mine, *args, frows.data, slot, n_friends=fr.size, parts=given)
         np.testing.assert_allclose(mine, one, rtol=1e-6, atol=1e-6)
+        filled: dict[str, tuple[np.ndarray, float]] = {}
+        served = model.score_one(*args, frows.data, slot, parts=filled)
+        assert "ease" in filled and ("friends" in filled) == bool(fr.size)
+        model.rerank_one(served, *args, frows.data, slot, n_friends=fr.size, parts=filled)
+        np.testing.assert_allclose(served, one, rtol=1e-5, atol=1e-5)
 
 
 def test_trees_that_see_no_difference_keep_the_fused_order() -> None:

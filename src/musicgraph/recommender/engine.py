@@ -944,9 +944,12 @@ class RecommendationEngine:
             ok = f_plays > 0
             if not ok.all():
                 f_items, f_plays, f_slot = f_items[ok], f_plays[ok], f_slot[ok]
-        scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot)
-        # the learned re-ranker permutes the best candidates' scores (no-op without one)
-        fit.model.rerank_one(scores, cols, w, f_items, f_plays, f_slot, n_friends)
+        # the learned re-ranker permutes the best candidates' scores, reading the components'
+        # scores that score_one computed on the way
+        parts: dict[str, tuple[Any, float]] | None = {} if fit.model.reranker is not None else None
+        scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot, parts)
+        if parts is not None:
+            fit.model.rerank_one(scores, cols, w, f_items, f_plays, f_slot, n_friends, parts)
         best = c.limit + int(rel.length[user])
         if not (c.novelty or c.include_tags or c.exclude_tags) and best < scores.size:
             items = _top_positive(scores, best)

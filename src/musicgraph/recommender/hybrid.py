@@ -582,13 +582,15 @@ class Hybrid(DenseScoringMixin):
         friend_items: IntArray | None = None,
         friend_plays: FloatArray | None = None,
         friend_slot: IntArray | None = None,
+        parts: dict[str, tuple[npt.NDArray[Any], float]] | None = None,
     ) -> FloatArray:
         """The fused scores (one per fitted item) of one user with play counts ``plays`` on
         ``items`` (fitted item indices, no repeats, positive counts): what :meth:`score_rows`
         gives for that row, computed without sparse-matrix objects.
 
         ``friend_items``/``friend_plays`` are the friends' listens flattened, ``friend_slot``
-        says which friend each belongs to (0..n_friends-1)."""
+        says which friend each belongs to (0..n_friends-1). A ``parts`` dict receives each
+        component's raw scores and the scale they were divided by, for :meth:`rerank_one`."""
         if self._serving is None:
             self.prepare_serving()
         s = self._serving
@@ -603,7 +605,7 @@ class Hybrid(DenseScoringMixin):
         by_std = self.scale == "std"
         n_unheard = n - items.size
 
-        def add(scores: npt.NDArray[Any], weight: float) -> None:
+        def add(name: str, scores: npt.NDArray[Any], weight: float) -> None:
             # divide by the scale over unheard items (_row_scales), times ``weight``, then add
             # (float32, in place)
             if by_std:
@@ -619,39 +621,48 @@ class Hybrid(DenseScoringMixin):
                 scores[items] = -np.inf
                 stat = float(scores.max())
                 scores[items] = saved
-            if np.isfinite(stat) and stat > 0:
-                weight = weight / stat
-            total.__iadd__(np.multiply(scores, np.float32(weight), dtype=np.float32))
+            scale = stat if np.isfinite(stat) and stat > 0 else 1.0
+            if parts is not None:
+                parts[name] = (scores, scale)
+            total.__iadd__(np.multiply(scores, np.float32(weight / scale), dtype=np.float32))
 
         # EASE: x - (x - (x Z^T M) Z) / l2 / diag(P), x binary
         ease = s.ease_zt @ s.ease_w[items].sum(axis=0)
         ease[items] -= 1.0
         ease *= s.ease_factor
         ease[items] += 1.0
-        add(ease, 1.0)
+        add("ease", ease, 1.0)
         if self.w_svd and s.svd_items is not None:
-            add(s.svd_items @ (s.svd_scale[items] @ s.svd_items[items]), self.w_svd)
+            add("svd", s.svd_items @ (s.svd_scale[items] @ s.svd_items[items]), self.w_svd)
         if self.w_als and s.als is not None:
-            add(s.als.items @ self._als_fold_in(s.als, items, plays).astype(np.float32), self.w_als)
+            add(
+                "als",
+                s.als.items @ self._als_fold_in(s.als, items, plays).astype(np.float32),
+                self.w_als,
+            )
         if self.w_als2 and s.als2 is not None:
             a2 = s.als2
-            add(a2.items @ self._als_fold_in(a2, items, plays).astype(np.float32), self.w_als2)
+            add(
+                "als2",
+                a2.items @ self._als_fold_in(a2, items, plays).astype(np.float32),
+                self.w_als2,
+            )
         if self.w_friends and friend_items is not None and friend_items.size:
             assert friend_plays is not None and friend_slot is not None
             logs = np.log1p(np.asarray(friend_plays, dtype=np.float64))
             sums = np.bincount(friend_slot, weights=logs)
             norm = logs / sums[friend_slot]
-            add(np.bincount(friend_items, weights=norm, minlength=n)[:n], self.w_friends)
+            add("friends", np.bincount(friend_items, weights=norm, minlength=n)[:n], self.w_friends)
         if self.w_tag_knn and s.tag_sim is not None:
             m = s.tag_sim
             ones = np.ones(items.size)
-            add(_gather_sum(m.indptr, m.indices, m.data, items, ones, n), self.w_tag_knn)
+            add("tag_knn", _gather_sum(m.indptr, m.indices, m.data, items, ones, n), self.w_tag_knn)
         if self.w_tag_profile and s.tag_vec is not None:
             t = s.tag_vec
             profile = _gather_sum(t.indptr, t.indices, t.data, items, np.log1p(plays), t.shape[1])
             norm2 = float(np.sqrt(profile @ profile))
             if norm2 > 0:
-                add(t @ (profile / norm2).astype(np.float32), self.w_tag_profile)
+                add("tag_profile", t @ (profile / norm2).astype(np.float32), self.w_tag_profile)
         return total.astype(np.float64)
 
     def weights(self) -> dict[str, float]:
