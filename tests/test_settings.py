@@ -41,6 +41,15 @@ def test_bad_value_names_the_variable() -> None:
         Settings.from_env({"MUSICGRAPH_LOG_LEVEL": "loud"}, env_file=None)
 
 
+def test_hybrid_rerank_is_one_of_three_modes() -> None:
+    """The re-ranker setting is off unless set, and anything but off, stored or fit is refused."""
+    assert Settings.from_env({}, env_file=None).hybrid_rerank == "off"
+    s = Settings.from_env({"MUSICGRAPH_HYBRID_RERANK": "fit"}, env_file=None)
+    assert s.hybrid_rerank == "fit"
+    with pytest.raises(ConfigError, match=r"MUSICGRAPH_HYBRID_RERANK='always' is not valid"):
+        Settings.from_env({"MUSICGRAPH_HYBRID_RERANK": "always"}, env_file=None)
+
+
 def test_bad_secret_is_not_echoed() -> None:
     """A bad secret value is reported without showing it."""
     with pytest.raises(ConfigError) as info:

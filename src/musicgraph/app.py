@@ -517,7 +517,9 @@ async def _start_engine(state: AppState) -> None:
         return
     start = time.perf_counter()
     try:
-        engine = await RecommendationEngine.load(state.store, state.bus)
+        engine = await RecommendationEngine.load(
+            state.store, state.bus, hybrid_rerank=state.settings.hybrid_rerank
+        )
         await engine.start()
     except Exception:
         log.exception("recommender engine failed to load")

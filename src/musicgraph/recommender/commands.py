@@ -68,9 +68,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from musicgraph.cli import run, with_store
     from musicgraph.recommender.engine import Controls, RecommendationEngine
 
-    async def go(store: GraphStore, _: Settings) -> int:
+    async def go(store: GraphStore, settings: Settings) -> int:
         user_id = await _resolve_user(store, args.user)
-        engine = await RecommendationEngine.load(store)
+        engine = await RecommendationEngine.load(store, hybrid_rerank=settings.hybrid_rerank)
         if engine.projection.users.get(user_id) is None:
             engine.add_user(user_id)
         if args.kind == "artist" and engine.hybrid_eligible():
