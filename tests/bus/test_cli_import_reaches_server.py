@@ -21,6 +21,22 @@ LISTENS = "subscription { listenRecorded { listenedAt source track { title } } }
 RECS = "subscription { recommendationsUpdated(limit: 5) { kind items { itemId } } }"
 
 
+async def cli_import(path: Path, db: Path) -> dict[str, Any]:
+    """Run ``musicgraph import listenbrainz PATH --user alice`` as a separate process against
+    ``db`` and return its JSON summary."""
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "musicgraph.cli", "import", "listenbrainz"),
+        *(str(path), "--user", "alice", "--db", str(db), "--json"),
+        env={**server_env(), "MUSICGRAPH_LOG_LEVEL": "warning"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    summary: dict[str, Any] = json.loads(out)
+    return summary
+
+
 async def _collect(session: Any, query: str, n: int, into: list[dict[str, Any]]) -> None:
     async for result in session.subscribe(GraphQLRequest(query)):
         into.append(dict(result))
@@ -42,15 +58,7 @@ async def test_cli_import_reaches_a_running_server(tmp_path: Path) -> None:
             watch_recs = asyncio.create_task(_collect(recs, RECS, 1, updated))
             await asyncio.sleep(0.5)  # the subscriptions are in place before the import
             for _ in range(2):
-                proc = await asyncio.create_subprocess_exec(
-                    *(sys.executable, "-m", "musicgraph.cli", "import", "listenbrainz"),
-                    *(str(EXPORT), "--user", "alice", "--db", str(db), "--json"),
-                    env={**server_env(), "MUSICGRAPH_LOG_LEVEL": "warning"},
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                )
-                out, err = await asyncio.wait_for(proc.communicate(), 120)
-                assert proc.returncode == 0, err.decode()
+                again = await cli_import(EXPORT, db)
             await asyncio.wait_for(watch_recs, 30)
             for _ in range(300):
                 if len(heard) >= 3:
@@ -62,5 +70,4 @@ async def test_cli_import_reaches_a_running_server(tmp_path: Path) -> None:
     assert len(heard) == 3 and "Etched Headplate" in titles
     assert all(h["listenRecorded"]["source"] == "listenbrainz" for h in heard)
     assert updated[0]["recommendationsUpdated"]["kind"] in ("TRACK", "ARTIST")
-    again = json.loads(out)
     assert (again["imported"], again["duplicates"]) == (0, 3)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.bus.test_cli_import_reaches_server import cli_import
 from tests.bus.test_multiworker import server_env, serving
 from tests.e2e.live import ALICE_TOKEN, seed_graph
 
@@ -54,18 +54,7 @@ async def test_hated_track_leaves_a_running_servers_recommendations(tmp_path: Pa
             )
             + "\n"
         )
-        outs = []
-        for _ in range(2):
-            proc = await asyncio.create_subprocess_exec(
-                *(sys.executable, "-m", "musicgraph.cli", "import", "listenbrainz"),
-                *(str(feedback), "--user", "alice", "--db", str(db), "--json"),
-                env={**server_env(), "MUSICGRAPH_LOG_LEVEL": "warning"},
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            out, err = await asyncio.wait_for(proc.communicate(), 120)
-            assert proc.returncode == 0, err.decode()
-            outs.append(json.loads(out)["feedback"])
+        outs = [(await cli_import(feedback, db))["feedback"] for _ in range(2)]
         for _ in range(200):
             after = await recommended(client, url)
             if top["itemId"] not in {i["itemId"] for i in after}:
