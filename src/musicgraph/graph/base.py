@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from operator import itemgetter
 from typing import Protocol, runtime_checkable
 
+from musicgraph.errors import StoreError
 from musicgraph.graph.models import (
     Artist,
     ArtistListen,
@@ -65,6 +66,16 @@ DEFAULT_CHUNK = 10_000
 #: Seconds a claimed enrichment state stays invisible to other claims (a worker that dies
 #: mid-job frees its claims when the lease runs out).
 ENRICHMENT_CLAIM_LEASE = 600
+
+
+def last_ratings(rows: Sequence[Rating]) -> list[Rating]:
+    """The ratings ``set_ratings`` writes: one per (user, track), the last one given (a store
+    that writes a batch in any order must not apply an earlier one last). A score that is not
+    1, -1 or 0 is refused."""
+    bad = [r.score for r in rows if r.score not in (0, 1, -1)]
+    if bad:
+        raise StoreError(f"set_ratings: score must be 1, -1 or 0, got {bad[0]!r}")
+    return list({(r.user_id, r.track_id): r for r in rows}.values())
 
 
 def rank_top_artists(

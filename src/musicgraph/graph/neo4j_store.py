@@ -40,7 +40,12 @@ from musicgraph.errors import (
     StoreUnavailableError,
 )
 from musicgraph.graph import cypher, identity, resolution
-from musicgraph.graph.base import DEFAULT_CHUNK, ENRICHMENT_CLAIM_LEASE, rank_top_artists
+from musicgraph.graph.base import (
+    DEFAULT_CHUNK,
+    ENRICHMENT_CLAIM_LEASE,
+    last_ratings,
+    rank_top_artists,
+)
 from musicgraph.graph.models import (
     Artist,
     ArtistListen,
@@ -1022,16 +1027,12 @@ class Neo4jGraphStore:
         await self._write(work, f"rating track {track_id!r}")
 
     async def set_ratings(self, rows: Sequence[Rating]) -> None:
-        bad = [r.score for r in rows if r.score not in (0, 1, -1)]
-        if bad:
-            raise StoreError(f"set_ratings: score must be 1, -1 or 0, got {bad[0]!r}")
-        if not rows:
+        last = last_ratings(rows)  # UNWIND would apply repeats in any order
+        if not last:
             return
-        # One row per (user, track), the last one given: UNWIND would apply them in any order.
-        last = {(r.user_id, r.track_id): r for r in rows}
         data: list[Row] = [
             {"user_id": r.user_id, "track_id": r.track_id, "score": r.score, "at": r.at}
-            for r in last.values()
+            for r in last
         ]
 
         async def work(tx: AsyncManagedTransaction) -> None:

@@ -37,7 +37,12 @@ import orjson
 
 from musicgraph.errors import ConflictError, NotFoundError, StoreError, StoreUnavailableError
 from musicgraph.graph import identity
-from musicgraph.graph.base import DEFAULT_CHUNK, ENRICHMENT_CLAIM_LEASE, rank_top_artists
+from musicgraph.graph.base import (
+    DEFAULT_CHUNK,
+    ENRICHMENT_CLAIM_LEASE,
+    last_ratings,
+    rank_top_artists,
+)
 from musicgraph.graph.models import (
     Artist,
     ArtistListen,
@@ -1639,14 +1644,9 @@ class SqliteGraphStore:
         await self._write("set_rating", go)
 
     async def set_ratings(self, rows: Sequence[Rating]) -> None:
-        bad = [r.score for r in rows if r.score not in (0, 1, -1)]
-        if bad:
-            raise StoreError(f"set_ratings: score must be 1, -1 or 0, got {bad[0]!r}")
-        if not rows:
+        last = last_ratings(rows)
+        if not last:
             return
-
-        # One row per (user, track), the last one given.
-        last = list({(r.user_id, r.track_id): r for r in rows}.values())
 
         def go(conn: Conn) -> None:
             _require(conn, "users", {r.user_id for r in last}, "user")
