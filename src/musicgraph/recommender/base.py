@@ -49,6 +49,34 @@ class TrainingData:
         return int(self.user_items.shape[1])
 
 
+def without_held_out_tags(
+    train: sp.csr_matrix,
+    held_out: sp.csr_matrix,
+    assignments: npt.NDArray[np.int64],
+    n_tags: int,
+    user_friends: sp.csr_matrix | None,
+) -> TrainingData:
+    """TrainingData on the listens ``train`` whose tag edges follow the leakage rule of DESIGN.md
+    section 6: every (user, item, tag) assignment whose (user, item) pair is in ``held_out`` is
+    dropped, the others make ``item_tags`` (one count per assignment)."""
+    if len(assignments):
+        held = sp.csr_matrix(held_out, dtype=bool)
+        leaked = np.asarray(held[assignments[:, 0], assignments[:, 1]]).ravel().astype(bool)
+        kept = assignments[~leaked]
+    else:
+        kept = assignments
+    item_tags = sp.csr_matrix(
+        (np.ones(len(kept)), (kept[:, 1], kept[:, 2])), shape=(train.shape[1], n_tags)
+    )
+    item_tags.sum_duplicates()
+    return TrainingData(
+        user_items=sp.csr_matrix(train),
+        item_tags=item_tags,
+        user_friends=user_friends,
+        user_item_tags=kept,
+    )
+
+
 class Recommender(Protocol):
     """fit / recommend / similar_items over indices, returning ``(indices, scores)``."""
 

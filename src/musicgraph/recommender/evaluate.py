@@ -34,7 +34,13 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from musicgraph.errors import MusicgraphError
-from musicgraph.recommender.base import FloatArray, IntArray, Recommender, TrainingData
+from musicgraph.recommender.base import (
+    FloatArray,
+    IntArray,
+    Recommender,
+    TrainingData,
+    without_held_out_tags,
+)
 
 if TYPE_CHECKING:
     from musicgraph.recommender.rerank import Reranker
@@ -207,23 +213,8 @@ def validation_split(user_items: sp.csr_matrix, seed: int = VALIDATION_SEED) -> 
 def training_data(hetrec: HetRec, train: sp.csr_matrix, held_out: sp.csr_matrix) -> TrainingData:
     """TrainingData of one split, with the leakage rule applied to the tag edges: every (user,
     artist, tag) assignment whose (user, artist) pair is held out is dropped."""
-    ta = hetrec.tag_assignments
-    held = sp.csr_matrix(held_out, dtype=bool)
-    leaked = (
-        np.asarray(held[ta[:, 0], ta[:, 1]]).ravel().astype(bool)
-        if len(ta)
-        else np.zeros(0, dtype=bool)
-    )
-    kept = ta[~leaked]
-    item_tags = sp.csr_matrix(
-        (np.ones(len(kept)), (kept[:, 1], kept[:, 2])), shape=(hetrec.n_items, hetrec.n_tags)
-    )
-    item_tags.sum_duplicates()
-    return TrainingData(
-        user_items=sp.csr_matrix(train),
-        item_tags=item_tags,
-        user_friends=hetrec.user_friends,
-        user_item_tags=kept,
+    return without_held_out_tags(
+        train, held_out, hetrec.tag_assignments, hetrec.n_tags, hetrec.user_friends
     )
 
 

@@ -40,7 +40,12 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from musicgraph.errors import MusicgraphError
-from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
+from musicgraph.recommender.base import (
+    FloatArray,
+    IntArray,
+    TrainingData,
+    without_held_out_tags,
+)
 
 COMPONENTS = ("ease", "svd", "als", "friends", "tag_knn", "tag_profile")
 FEATURES = (
@@ -398,16 +403,4 @@ def _without_pairs(data: TrainingData, train: sp.csr_matrix, held: sp.csr_matrix
             user_friends=data.user_friends,
             user_item_tags=triples,
         )
-    held_b = sp.csr_matrix(held, dtype=bool)
-    leaked = np.asarray(held_b[triples[:, 0], triples[:, 1]]).ravel().astype(bool)
-    kept = triples[~leaked]
-    item_tags = sp.csr_matrix(
-        (np.ones(len(kept)), (kept[:, 1], kept[:, 2])), shape=data.item_tags.shape
-    )
-    item_tags.sum_duplicates()
-    return TrainingData(
-        user_items=sp.csr_matrix(train),
-        item_tags=item_tags,
-        user_friends=data.user_friends,
-        user_item_tags=kept,
-    )
+    return without_held_out_tags(train, held, triples, data.item_tags.shape[1], data.user_friends)
