@@ -142,8 +142,9 @@ def test_the_reranker_puts_the_friends_artist_first() -> None:
 
 def test_serving_and_batch_rerank_the_same_way() -> None:
     """Hybrid.score_one + rerank_one (the engine's path) re-ranks each user's candidates as
-    Hybrid.score does for a block: the same component features and the same top items (without
-    ALS, whose batch user factors are the fit's, not a fold-in)."""
+    Hybrid.score does for a block: score_one hands on the same scaled component scores, and the
+    same top items come out (without ALS, whose batch user factors are the fit's, not a
+    fold-in)."""
     data = _two_scenes()
     model = Hybrid(**{**PARAMS, "w_als": 0.0})
     model.fit(data)
@@ -151,7 +152,7 @@ def test_serving_and_batch_rerank_the_same_way() -> None:
     model.prepare_serving()
     users = np.arange(40)
     batch = model.score(users)
-    _, parts = model.scaled_components(users)
+    _, scaled = model.scaled_components(users)
     plays = sp.csr_matrix(data.user_items)
     friends = data.user_friends
     assert friends is not None
@@ -160,16 +161,17 @@ def test_serving_and_batch_rerank_the_same_way() -> None:
         fr = friends[u].indices
         frows = plays[fr]
         slot = np.repeat(np.arange(fr.size), np.diff(frows.indptr))
-        args = (row.indices.astype(np.int64), row.data, frows.indices.astype(np.int64))
-        one = model.score_one(*args, frows.data, slot)
-        cands = top_candidates(one, args[0], 8)
-        served = model._candidate_parts(one, cands, args[0], row.data, args[2], frows.data, slot)
-        assert set(served) <= set(parts)
-        for name in parts:  # a component serving skips (no friends) is a feature of 0
-            got = served.get(name, np.zeros(cands.size))
-            np.testing.assert_allclose(got, parts[name][u, cands], rtol=1e-4, atol=1e-4)
-        model.rerank_one(one, *args, frows.data, slot, n_friends=fr.size)
-        unheard = np.setdiff1d(np.arange(16), row.indices)
+        items = row.indices.astype(np.int64)
+        parts: dict[str, tuple[np.ndarray, float]] = {}
+        one = model.score_one(items, row.data, frows.indices, frows.data, slot, parts)
+        assert set(parts) <= set(scaled) and "ease" in parts
+        unheard = np.setdiff1d(np.arange(16), items)
+        for name in scaled:  # a component serving skips (no friends) is a feature of 0
+            raw, scale = parts.get(name, (np.zeros(16), 1.0))
+            np.testing.assert_allclose(
+                raw[unheard] / scale, scaled[name][u, unheard], rtol=1e-4, atol=1e-4
+            )
+        model.rerank_one(one, items, parts, frows.indices.astype(np.int64), fr.size)
         # compared as values: the permuted scores of tied candidates are equal either way
         np.testing.assert_allclose(one[unheard], batch[u, unheard], rtol=1e-5, atol=1e-5)
     assert not np.allclose(batch, model.scaled_components(users)[0])  # it did re-rank
@@ -210,38 +212,6 @@ def test_top_candidates_match_a_full_sort() -> None:
         want = unheard[np.lexsort((unheard, -scores[unheard]))][:k]
         assert got.tolist() == want.tolist()
         assert np.array_equal(scores, before)
-
-
-def test_given_parts_rerank_as_the_recomputed_ones() -> None:
-    """rerank_one with the components' scaled scores handed in (given directly, or as score_one
-    fills them on the engine's path) re-ranks exactly as when it computes the candidates' parts
-    itself."""
-    data = _two_scenes()
-    model = Hybrid(**{**PARAMS, "w_als": 0.0})
-    model.fit(data)
-    model.reranker = Reranker.from_lightgbm(_random_booster().dump_model(), 8)
-    model.prepare_serving()
-    plays = sp.csr_matrix(data.user_items)
-    friends = data.user_friends
-    assert friends is not None
-    _, parts = model.scaled_components(np.arange(40))
-    for u in range(40):
-        row, fr = plays[u], friends[u].indices
-        frows = plays[fr]
-        slot = np.repeat(np.arange(fr.size), np.diff(frows.indptr))
-        args = (row.indices.astype(np.int64), row.data, frows.indices.astype(np.int64))
-        one = model.score_one(*args, frows.data, slot)
-        mine = one.copy()
-        model.rerank_one(one, *args, frows.data, slot, n_friends=fr.size)
-        # as score_one would hand them on: raw scores and a scale (here pre-scaled, scale 2 / 2)
-        given = {name: (2 * np.nan_to_num(p[u], neginf=0.0), 2.0) for name, p in parts.items()}
-        model.rerank_one(mine, *args, frows.data, slot, n_friends=fr.size, parts=given)
-        np.testing.assert_allclose(mine, one, rtol=1e-6, atol=1e-6)
-        filled: dict[str, tuple[np.ndarray, float]] = {}
-        served = model.score_one(*args, frows.data, slot, parts=filled)
-        assert "ease" in filled and ("friends" in filled) == bool(fr.size)
-        model.rerank_one(served, *args, frows.data, slot, n_friends=fr.size, parts=filled)
-        np.testing.assert_allclose(served, one, rtol=1e-5, atol=1e-5)
 
 
 def test_trees_that_see_no_difference_keep_the_fused_order() -> None:

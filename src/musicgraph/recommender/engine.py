@@ -949,7 +949,7 @@ class RecommendationEngine:
         parts: dict[str, tuple[Any, float]] | None = {} if fit.model.reranker is not None else None
         scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot, parts)
         if parts is not None:
-            fit.model.rerank_one(scores, cols, w, f_items, f_plays, f_slot, n_friends, parts)
+            fit.model.rerank_one(scores, cols, parts, f_items, n_friends)
         best = c.limit + int(rel.length[user])
         if not (c.novelty or c.include_tags or c.exclude_tags) and best < scores.size:
             items = _top_positive(scores, best)

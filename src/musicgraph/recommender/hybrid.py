@@ -145,25 +145,6 @@ class _Serving:
     als2: _AlsServing | None
 
 
-@dataclass
-class _Moments:
-    """Gram matrices and column sums of the served factor models, so that a user's score
-    moments over all items cost a factors x factors product (:meth:`Hybrid._candidate_parts`)."""
-
-    svd: tuple[FloatArray, FloatArray] | None
-    als: tuple[FloatArray, FloatArray] | None
-
-    @classmethod
-    def of(cls, s: _Serving) -> _Moments:
-        def gram(y: F32 | None) -> tuple[FloatArray, FloatArray] | None:
-            if y is None:
-                return None
-            y64 = y.astype(np.float64)
-            return y64.T @ y64, y64.sum(axis=0)
-
-        return cls(gram(s.svd_items), gram(None if s.als is None else s.als.items))
-
-
 def _gather_sum(
     indptr: IntArray,
     indices: IntArray,
@@ -406,7 +387,6 @@ class Hybrid(DenseScoringMixin):
         self._serving: _Serving | None = None
         # a learned re-ranker of the best candidates (musicgraph.recommender.rerank), or None
         self.reranker: Reranker | None = None
-        self._moments: tuple[_Serving, _Moments] | None = None  # per prepare_serving
         self._item_context: ItemContext | None = None
 
     def fit(self, data: TrainingData) -> None:
@@ -774,41 +754,26 @@ class Hybrid(DenseScoringMixin):
         self,
         scores: FloatArray,
         items: IntArray,
-        plays: FloatArray,
+        parts: Mapping[str, tuple[npt.NDArray[Any], float]],
         friend_items: IntArray | None = None,
-        friend_plays: FloatArray | None = None,
-        friend_slot: IntArray | None = None,
         n_friends: int = 0,
-        parts: Mapping[str, tuple[npt.NDArray[Any], float]] | None = None,
     ) -> None:
         """Re-rank in place the best candidates of :meth:`score_one`'s ``scores`` for the same
-        arguments (``n_friends``: the user's number of friends), as :meth:`score` does for a
-        block; a no-op without a re-ranker.
+        ``items`` and ``friend_items`` (``n_friends``: the user's number of friends), as
+        :meth:`score` does for a block; a no-op without a re-ranker.
 
-        ``parts``, when given, holds per component what :meth:`score_one` computed: its raw
-        scores over all items and the scale it divided them by (1 where it did not), before the
-        weight; a component it skipped is left out. Without them the candidates' parts are
-        computed again here, which costs about as much as scoring (:meth:`_candidate_parts`)."""
+        ``parts`` is what :meth:`score_one` filled in: per component, its raw scores over all
+        items and the scale it divided them by, before the weight (a component it skipped is
+        left out, and counts 0)."""
         r = self.reranker
         if r is None or items.size == 0:
             return
         items = np.asarray(items, dtype=np.int64)
         cands = top_candidates(scores, items, r.k)
-        if parts is not None:
-            picked = {
-                name: np.asarray(v[cands], dtype=np.float64) / scale
-                for name, (v, scale) in parts.items()
-            }
-        else:
-            picked = self._candidate_parts(
-                scores,
-                cands,
-                items,
-                np.asarray(plays, dtype=np.float64),
-                friend_items,
-                friend_plays,
-                friend_slot,
-            )
+        picked = {
+            name: np.asarray(v[cands], dtype=np.float64) / scale
+            for name, (v, scale) in parts.items()
+        }
         playing = np.zeros(cands.size)
         if friend_items is not None and friend_items.size:
             # friends' (friend, item) pairs are distinct: an item's count is its friends
@@ -825,79 +790,6 @@ class Hybrid(DenseScoringMixin):
             friends_playing=playing,
         )
         permute_scores(scores, cands, r.order(x, cands))
-
-    def _candidate_parts(
-        self,
-        fused: FloatArray,
-        cands: IntArray,
-        items: IntArray,
-        plays: FloatArray,
-        friend_items: IntArray | None,
-        friend_plays: FloatArray | None,
-        friend_slot: IntArray | None,
-    ) -> dict[str, FloatArray]:
-        """Each component's scaled score of the candidates, as :meth:`score_one` scales it:
-        factor models by their exact moments over all items (Gram matrices precomputed), the
-        sparse components from their vectors, EASE as the fused score minus the others (its
-        weight is 1)."""
-        s = self._serving
-        assert s is not None
-        if self._moments is None or self._moments[0] is not s:
-            self._moments = (s, _Moments.of(s))
-        m = self._moments[1]
-        n = s.n_items
-        n_unheard = max(n - items.size, 1)
-
-        def scale(total: float, total_sq: float, heard: FloatArray) -> float:
-            if self.scale != "std":
-                return 1.0  # "max" needs the full vector: left to the fused score
-            mean = (total - float(heard.sum())) / n_unheard
-            var = (total_sq - float(heard @ heard)) / n_unheard - mean * mean
-            stat = float(np.sqrt(var)) if var > 0 and n > items.size else 0.0
-            return stat if np.isfinite(stat) and stat > 0 else 1.0
-
-        def dense(v: FloatArray) -> FloatArray:
-            v = np.asarray(v, dtype=np.float64)
-            return v[cands] / scale(float(v.sum()), float(v @ v), v[items])
-
-        def factor(y: F32, gram: FloatArray, col: FloatArray, u: FloatArray) -> FloatArray:
-            heard = y[items].astype(np.float64) @ u
-            return np.asarray(
-                (y[cands].astype(np.float64) @ u)
-                / scale(float(col @ u), float(u @ gram @ u), heard)
-            )
-
-        parts: dict[str, FloatArray] = {}
-        w = self.weights()
-        rest = np.zeros(cands.size)
-        if self.w_svd and s.svd_items is not None and m.svd is not None:
-            u = (s.svd_scale[items] @ s.svd_items[items]).astype(np.float64)
-            parts["svd"] = factor(s.svd_items, m.svd[0], m.svd[1], u)
-        if self.w_als and s.als is not None and m.als is not None:
-            u = self._als_fold_in(s.als, items, plays).astype(np.float32).astype(np.float64)
-            parts["als"] = factor(s.als.items, m.als[0], m.als[1], u)
-        if self.w_friends and friend_items is not None and friend_items.size:
-            assert friend_plays is not None and friend_slot is not None
-            logs = np.log1p(np.asarray(friend_plays, dtype=np.float64))
-            sums = np.bincount(friend_slot, weights=logs)
-            by_item = np.bincount(friend_items, weights=logs / sums[friend_slot], minlength=n)
-            parts["friends"] = dense(by_item[:n].astype(np.float64))
-        if self.w_tag_knn and s.tag_sim is not None:
-            t = s.tag_sim
-            ones = np.ones(items.size)
-            parts["tag_knn"] = dense(
-                _gather_sum(t.indptr, t.indices, t.data, items, ones, n).astype(np.float64)
-            )
-        if self.w_tag_profile and s.tag_vec is not None:
-            t = s.tag_vec
-            profile = _gather_sum(t.indptr, t.indices, t.data, items, np.log1p(plays), t.shape[1])
-            norm2 = float(np.sqrt(profile @ profile))
-            if norm2 > 0:
-                parts["tag_profile"] = dense(t @ (profile / norm2).astype(np.float32))
-        for name, part in parts.items():
-            rest += w[name] * part
-        parts["ease"] = fused[cands] - rest
-        return parts
 
     def similar_items(self, item: int, *, n: int = 20) -> tuple[IntArray, FloatArray]:
         """Items the fused model would recommend to someone who listened to ``item`` only."""
