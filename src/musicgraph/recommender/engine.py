@@ -61,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ from musicgraph.recommender.random_walk import (
     pixie_walk,
     seed_budget,
 )
-from musicgraph.recommender.rerank import load_reranker, train_reranker
+from musicgraph.recommender.rerank import Reranker, load_reranker, train_reranker
 
 if TYPE_CHECKING:
     from musicgraph.graph.base import GraphStore
@@ -210,8 +211,11 @@ class RecommendationEngine:
     ``rerank_hetrec.json``, used only with the Hybrid parameters it was trained for (its
     features are that Hybrid's scores); ``"fit"`` one trained at every fit on the engine's own
     snapshot, from ``hybrid_rerank_resamples`` validation splits of it (each one more Hybrid fit
-    in the worker thread: for a catalogue unlike HetRec). With one, a request costs about 0.2 ms
-    more on HetRec (the trees over the best 100 candidates, fed the component scores
+    in the worker thread: for a catalogue unlike HetRec); ``"auto"`` one trained on the engine's
+    own graph once, in a background thread after the first background fit
+    (:meth:`schedule_hybrid_fit`; the Hybrid serves alone meanwhile), kept for later fits and
+    trained again when the graph's listens have grown by half. With one, a request costs about
+    0.3 ms more on HetRec (the trees over the best 100 candidates, fed the component scores
     :meth:`Hybrid.score_one` computed).
     """
 
@@ -242,9 +246,9 @@ class RecommendationEngine:
     ) -> None:
         if mode not in ("auto", "exact", "sampled"):
             raise RecommenderError(f"unknown walk mode {mode!r}: use auto, exact or sampled")
-        if hybrid_rerank not in ("stored", "fit", "off"):
+        if hybrid_rerank not in RERANK_MODES:
             raise RecommenderError(
-                f"unknown hybrid_rerank {hybrid_rerank!r}: use stored, fit or off"
+                f"unknown hybrid_rerank {hybrid_rerank!r}: use {', '.join(RERANK_MODES)}"
             )
         self.projection = projection
         self.store = store
@@ -284,6 +288,11 @@ class RecommendationEngine:
         self._hybrid_changes = 0
         self._hybrid_fits = 0
         self._hybrid_fit_ms = 0.0
+        # hybrid_rerank="auto": the re-ranker trained on this graph, the listens it saw, and the
+        # background thread training one
+        self._reranker: Reranker | None = None
+        self._reranker_listens = 0
+        self._rerank_thread: threading.Thread | None = None
 
     @classmethod
     async def load(
@@ -861,6 +870,9 @@ class RecommendationEngine:
         return dict(self.hybrid_params) if self.hybrid_params is not None else hybrid_params()
 
     def _install_hybrid(self, fitted: tuple[_HybridFit, float]) -> None:
+        r = self._reranker
+        if self.hybrid_rerank == "auto" and r is not None and r.params == self._hybrid_params():
+            fitted[0].model.reranker = r
         self._hybrid, ms = fitted
         self._hybrid_state = "fitted"
         self._hybrid_fits += 1
@@ -897,9 +909,51 @@ class RecommendationEngine:
                 artists=fitted[0].n_artists,
                 ms=round(fitted[1], 1),
             )
+            if self.hybrid_rerank == "auto":
+                self._train_reranker_in_background(data, params)
 
         self._hybrid_task = asyncio.create_task(run(), name="hybrid-fit")
         return self._hybrid_task
+
+    def _train_reranker_in_background(self, data: TrainingData, params: dict[str, Any]) -> None:
+        """Train the re-ranker on ``data`` (the snapshot just fitted) in a daemon thread, unless
+        one is training or the one kept was trained on at least two thirds of these listens;
+        when it is done it joins the installed Hybrid. A daemon thread, so a server that stops
+        does not wait for it; a failure leaves the Hybrid serving alone."""
+        if self._rerank_thread is not None and self._rerank_thread.is_alive():
+            return
+        listens = int(data.user_items.nnz)
+        if self._reranker is not None and listens * 2 <= self._reranker_listens * 3:
+            return
+
+        def work() -> None:
+            t0 = time.perf_counter()
+            try:
+                r = train_reranker(data, params, resamples=self.hybrid_rerank_resamples)
+            except Exception as exc:  # the Hybrid keeps serving without one
+                log.warning("recommender.rerank_failed", error=str(exc))
+                return
+            self._reranker, self._reranker_listens = r, listens
+            fit = self._hybrid
+            if fit is not None and r.params == self._hybrid_params():
+                fit.model.reranker = r
+            log.info(
+                "recommender.rerank_trained",
+                listens=listens,
+                seconds=round(time.perf_counter() - t0, 1),
+            )
+
+        self._rerank_thread = threading.Thread(target=work, name="rerank-train", daemon=True)
+        self._rerank_thread.start()
+
+    def wait_reranker(self, timeout: float | None = None) -> bool:
+        """Wait for a re-ranker being trained in the background (tests, benches); True when
+        none is training any more."""
+        thread = self._rerank_thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     async def wait_hybrid(self) -> None:
         """Wait for a running background fit (tests, startup scripts)."""
@@ -962,6 +1016,9 @@ class RecommendationEngine:
         """Make a user without any edges known (a new account), so that ``recommend`` answers
         with popularity instead of an unknown-user error."""
         self.projection.add_user(user_id)
+
+
+RERANK_MODES = ("off", "stored", "fit", "auto")
 
 
 def _fit_hybrid(
