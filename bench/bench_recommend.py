@@ -157,8 +157,9 @@ def bench_hetrec(h: HetRec, n_requests: int) -> None:
         f"default  explanations' own cost (on minus off, same user back to back): "
         f"{explain_cost(engine, users, 'artist')}"
     )
-    # the same with the learned re-ranker (MUSICGRAPH_HYBRID_RERANK=stored: the one trained on
-    # HetRec's seed-0 validation splits), which re-orders the best 100 candidates
+    # what the server serves once its re-ranker is trained (MUSICGRAPH_HYBRID_RERANK=auto trains
+    # one on its own graph; on HetRec, the stored one trained on seed 0's validation splits
+    # stands in for it), which re-orders the best 100 candidates
     reranked = RecommendationEngine(p, hybrid_rerank="stored")
     reranked.fit_hybrid()
     hybrid_fit = reranked._hybrid

@@ -42,8 +42,9 @@ def test_bad_value_names_the_variable() -> None:
 
 
 def test_hybrid_rerank_is_one_of_three_modes() -> None:
-    """The re-ranker setting is off unless set, and anything but off, stored or fit is refused."""
-    assert Settings.from_env({}, env_file=None).hybrid_rerank == "off"
+    """The re-ranker setting is auto unless set, and anything but auto, off, stored or fit is
+    refused."""
+    assert Settings.from_env({}, env_file=None).hybrid_rerank == "auto"
     s = Settings.from_env({"MUSICGRAPH_HYBRID_RERANK": "fit"}, env_file=None)
     assert s.hybrid_rerank == "fit"
     with pytest.raises(ConfigError, match=r"MUSICGRAPH_HYBRID_RERANK='always' is not valid"):

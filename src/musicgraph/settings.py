@@ -153,10 +153,12 @@ class Settings:
     health_interval: float = setting("MUSICGRAPH_HEALTH_INTERVAL", 15.0, _positive_float)
     # whether the server runs the enrichment pipeline in the background (it calls outside APIs)
     enrich_autostart: bool = setting("MUSICGRAPH_ENRICH_AUTOSTART", False, _bool)
-    # the Hybrid's learned re-ranker (recommender/rerank.py): off, stored (the one trained on
-    # HetRec, used with the parameters it was trained for) or fit (trained on this graph at each
-    # Hybrid fit: several extra fits, e.g. 25 s of CPU on the demo graph instead of 3)
-    hybrid_rerank: str = setting("MUSICGRAPH_HYBRID_RERANK", "off", _choice("off", "stored", "fit"))
+    # the Hybrid's learned re-ranker (recommender/rerank.py): auto (trained once on this graph
+    # in the background, again when its listens grow by half), off, stored (the one trained on
+    # HetRec, for a HetRec graph) or fit (trained at every Hybrid fit)
+    hybrid_rerank: str = setting(
+        "MUSICGRAPH_HYBRID_RERANK", "auto", _choice("auto", "off", "stored", "fit")
+    )
 
     @classmethod
     def from_env(

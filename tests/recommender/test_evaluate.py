@@ -156,7 +156,7 @@ def test_protocol_end_to_end_on_a_hetrec_subset(hetrec_dir: Path, tmp_path: Path
     )
     assert code == 0
     doc = json.loads(out.read_text())
-    assert doc["default"] == "Hybrid"
+    assert doc["default"] == "Hybrid+rerank"
     assert set(doc["baselines"]) == {"MostPopular", "ItemKNN", "RP3beta", "EASE", "ALS"}
     assert doc["seeds"] == [0, 1]
     for name in [doc["default"], *doc["baselines"]]:
@@ -164,6 +164,7 @@ def test_protocol_end_to_end_on_a_hetrec_subset(hetrec_dir: Path, tmp_path: Path
             assert set(doc[name][key]) == {"mean", "std"}
         assert 0.0 <= doc[name]["ndcg@20"]["mean"] <= 1.0
     assert doc["MostPopular"]["ndcg@20"]["mean"] < doc["Hybrid"]["ndcg@20"]["mean"]
+    assert doc["MostPopular"]["ndcg@20"]["mean"] < doc["Hybrid+rerank"]["ndcg@20"]["mean"]
 
 
 def test_run_protocol_tunes_on_validation_only(hetrec_dir: Path) -> None:

@@ -343,8 +343,10 @@ def _als_factory() -> Callable[..., Recommender]:
     return make
 
 
-DEFAULT_METHOD = "Hybrid"
 RERANKED = "Hybrid+rerank"
+# what the server serves: the Hybrid with a re-ranker trained on the graph's own data
+# (MUSICGRAPH_HYBRID_RERANK=auto), here on seed 0's validation splits
+DEFAULT_METHOD = RERANKED
 
 
 def _extend(values: list[Any], at_low: bool, lo: float, hi: float) -> Any | None:
