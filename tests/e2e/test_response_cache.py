@@ -108,21 +108,24 @@ async def test_a_listen_through_one_worker_changes_the_next_answer_of_every_work
     seed = await seed_graph(db)
     env = {**os.environ, "MUSICGRAPH_LOG_LEVEL": "warning", "MUSICGRAPH_LOG_FORMAT": "json"}
     ports = [free_port(), free_port()]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "musicgraph.cli", "serve", "--db", str(db)),
-            *("--port", str(port)),
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
+    logs = [tmp_path / f"serve-{port}.log" for port in ports]
+    procs = []
+    for port, log in zip(ports, logs, strict=True):
+        with log.open("wb") as err:
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-m", "musicgraph.cli", "serve", "--db", str(db)),
+                    *("--port", str(port)),
+                    env=env,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=err,
+                )
+            )
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     alice = {"id": seed.users["alice"]}
     try:
-        for url, proc in zip(urls, procs, strict=True):
-            await wait_until_ready(url, proc)
+        for url, proc, log in zip(urls, procs, logs, strict=True):
+            await wait_until_ready(url, proc, log)
         before = [await ask(url, USER_PAGE, alice, ALICE_TOKEN) for url in urls]
         assert before[0] == before[1]
         assert [await ask(url, USER_PAGE, alice, ALICE_TOKEN) for url in urls] == before

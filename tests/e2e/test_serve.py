@@ -21,10 +21,17 @@ def free_port() -> int:
         return port
 
 
-async def wait_until_ready(url: str, proc: asyncio.subprocess.Process) -> None:
+async def wait_until_ready(
+    url: str, proc: asyncio.subprocess.Process, log: Path | None = None
+) -> None:
+    """Wait for /readyz; a process that exits first fails the test with the end of ``log`` (the
+    file its stderr goes to), if given."""
     async with httpx.AsyncClient() as client, asyncio.timeout(60):
         while True:
-            assert proc.returncode is None, "serve exited early"
+            if proc.returncode is not None:
+                said = await asyncio.to_thread(log.read_text, errors="replace") if log else ""
+                said = said[-2000:]
+                raise AssertionError(f"serve exited early ({proc.returncode}): {said}")
             try:
                 if (await client.get(url + "/readyz")).status_code == 200:
                     return
