@@ -51,6 +51,14 @@ def test_hybrid_rerank_is_one_of_three_modes() -> None:
         Settings.from_env({"MUSICGRAPH_HYBRID_RERANK": "always"}, env_file=None)
 
 
+def test_rerank_file_sits_beside_the_sqlite_store() -> None:
+    """The trained re-ranker is kept as <db>-rerank.json next to a SQLite store, nowhere on
+    Neo4j."""
+    s = Settings.from_env({"MUSICGRAPH_DB": "/data/graph.db"}, env_file=None)
+    assert s.rerank_path == Path("/data/graph.db-rerank.json")
+    assert Settings.from_env({"NEO4J_URI": "bolt://x:7687"}, env_file=None).rerank_path is None
+
+
 def test_bad_secret_is_not_echoed() -> None:
     """A bad secret value is reported without showing it."""
     with pytest.raises(ConfigError) as info:

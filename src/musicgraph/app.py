@@ -518,7 +518,10 @@ async def _start_engine(state: AppState) -> None:
     start = time.perf_counter()
     try:
         engine = await RecommendationEngine.load(
-            state.store, state.bus, hybrid_rerank=state.settings.hybrid_rerank
+            state.store,
+            state.bus,
+            hybrid_rerank=state.settings.hybrid_rerank,
+            hybrid_rerank_path=state.settings.rerank_path,
         )
         await engine.start()
     except Exception:

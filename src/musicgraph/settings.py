@@ -192,3 +192,12 @@ class Settings:
     @property
     def uses_neo4j(self) -> bool:
         return self.neo4j_uri is not None
+
+    @property
+    def rerank_path(self) -> Path | None:
+        """Where the server keeps the re-ranker it trained on its graph, for its other workers
+        and its restarts: ``<db>-rerank.json`` beside the SQLite file (None on Neo4j: each
+        process trains its own)."""
+        if self.uses_neo4j:
+            return None
+        return self.db_path.with_name(self.db_path.name + "-rerank.json")

@@ -4,6 +4,9 @@ batch and serving paths agreeing, and training from the data alone."""
 from __future__ import annotations
 
 import json
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
@@ -18,6 +21,7 @@ from musicgraph.recommender.rerank import (
     Reranker,
     RerankError,
     permute_scores,
+    save_trained,
     top_candidates,
     train_reranker,
 )
@@ -328,3 +332,93 @@ async def test_auto_serves_the_hybrid_alone_when_training_fails(
     assert engine._hybrid is not None and engine._hybrid.model.reranker is None
     res = engine.recommend("me", kind="artist", controls=Controls(limit=5))
     assert res.method == "hybrid" and res.items
+
+
+def _auto_engine(path: Path) -> Any:
+    from musicgraph.recommender.engine import RecommendationEngine
+    from tests.recommender.test_engine_hybrid import NOW, two_scenes
+    from tests.recommender.test_engine_hybrid import PARAMS as ENGINE_PARAMS
+
+    return RecommendationEngine(
+        two_scenes(),
+        clock=lambda: NOW,
+        hybrid_params={**ENGINE_PARAMS, "w_als": 0.0},
+        hybrid_rerank="auto",
+        hybrid_rerank_resamples=2,
+        hybrid_rerank_path=path,
+    )
+
+
+def _counting_trainer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import musicgraph.recommender.engine as engine_module
+
+    calls: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Reranker:
+        calls.append(1)
+        return train_reranker(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "train_reranker", counted)
+    return calls
+
+
+async def _fit_and_wait(engine: Any) -> None:
+    task = engine.schedule_hybrid_fit()
+    assert task is not None
+    await task
+    assert engine.wait_reranker(timeout=120)
+
+
+async def test_auto_keeps_its_reranker_beside_the_store_for_other_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first engine on a graph trains the re-ranker and keeps it in its file (no lock left
+    behind); a second engine (another worker, a restart) loads it instead of training, and so
+    does the synchronous fit `musicgraph recommend` runs."""
+    calls = _counting_trainer(monkeypatch)
+    path = tmp_path / "graph.db-rerank.json"
+    first = _auto_engine(path)
+    await _fit_and_wait(first)
+    assert calls == [1] and path.exists()
+    assert not path.with_name(path.name + ".lock").exists()
+    second = _auto_engine(path)
+    await _fit_and_wait(second)
+    assert calls == [1]
+    assert second._hybrid.model.reranker.to_json() == first._hybrid.model.reranker.to_json()
+    cli = _auto_engine(path)
+    cli.fit_hybrid()
+    assert calls == [1] and cli._hybrid.model.reranker is not None
+
+
+async def test_auto_waits_for_the_process_that_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another process holds the lock, an engine waits for the re-ranker it keeps instead
+    of training one too; a lock left by a trainer that died is taken over."""
+    import musicgraph.recommender.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "RERANK_POLL_SECONDS", 0.05)
+    path = tmp_path / "graph.db-rerank.json"
+    source = _auto_engine(tmp_path / "elsewhere.json")
+    await _fit_and_wait(source)
+    trained = source._hybrid.model.reranker
+    calls = _counting_trainer(monkeypatch)
+    lock = path.with_name(path.name + ".lock")
+    lock.write_text("4242")
+    waiting = _auto_engine(path)
+    task = waiting.schedule_hybrid_fit()
+    assert task is not None
+    await task
+    assert not waiting.wait_reranker(timeout=0.3)  # still waiting on the other process
+    save_trained(path, trained, int(waiting._hybrid_snapshot().user_items.nnz))
+    lock.unlink()
+    assert waiting.wait_reranker(timeout=30)
+    assert calls == [] and waiting._hybrid.model.reranker.to_json() == trained.to_json()
+
+    path.unlink()
+    lock.write_text("4242")
+    old = time.time() - 2 * engine_module.RERANK_LOCK_SECONDS
+    os.utime(lock, (old, old))
+    orphan = _auto_engine(path)
+    await _fit_and_wait(orphan)
+    assert calls == [1] and path.exists() and not lock.exists()

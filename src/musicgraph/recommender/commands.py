@@ -70,7 +70,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     async def go(store: GraphStore, settings: Settings) -> int:
         user_id = await _resolve_user(store, args.user)
-        engine = await RecommendationEngine.load(store, hybrid_rerank=settings.hybrid_rerank)
+        engine = await RecommendationEngine.load(
+            store, hybrid_rerank=settings.hybrid_rerank, hybrid_rerank_path=settings.rerank_path
+        )
         if engine.projection.users.get(user_id) is None:
             engine.add_user(user_id)
         if args.kind == "artist" and engine.hybrid_eligible():

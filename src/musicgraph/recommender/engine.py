@@ -61,10 +61,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,7 +90,13 @@ from musicgraph.recommender.random_walk import (
     pixie_walk,
     seed_budget,
 )
-from musicgraph.recommender.rerank import Reranker, load_reranker, train_reranker
+from musicgraph.recommender.rerank import (
+    Reranker,
+    load_reranker,
+    load_trained,
+    save_trained,
+    train_reranker,
+)
 
 if TYPE_CHECKING:
     from musicgraph.graph.base import GraphStore
@@ -214,7 +222,10 @@ class RecommendationEngine:
     in the worker thread: for a catalogue unlike HetRec); ``"auto"`` one trained on the engine's
     own graph once, in a background thread after the first background fit
     (:meth:`schedule_hybrid_fit`; the Hybrid serves alone meanwhile), kept for later fits and
-    trained again when the graph's listens have grown by half. With one, a request costs about
+    trained again when the graph's listens have grown by half; with ``hybrid_rerank_path`` it is
+    kept in that file, and an engine that finds one there trained on a graph like its own loads it
+    instead of training (every worker and restart of a server share it; while one process
+    trains, the others wait for its file). With one, a request costs about
     0.3 ms more on HetRec (the trees over the best 100 candidates, fed the component scores
     :meth:`Hybrid.score_one` computed).
     """
@@ -243,6 +254,7 @@ class RecommendationEngine:
         hybrid_refit_seconds: float = 3_600.0,
         hybrid_rerank: str = "off",
         hybrid_rerank_resamples: int = 4,
+        hybrid_rerank_path: Path | None = None,
     ) -> None:
         if mode not in ("auto", "exact", "sampled"):
             raise RecommenderError(f"unknown walk mode {mode!r}: use auto, exact or sampled")
@@ -280,6 +292,7 @@ class RecommendationEngine:
         self.hybrid_refit_seconds = hybrid_refit_seconds
         self.hybrid_rerank = hybrid_rerank
         self.hybrid_rerank_resamples = hybrid_rerank_resamples
+        self.hybrid_rerank_path = hybrid_rerank_path
         self._hybrid: _HybridFit | None = None
         self._graphs: dict[str, tuple[tuple[int, ...], WalkGraph]] = {}
         self._hybrid_state = "off"
@@ -855,8 +868,15 @@ class RecommendationEngine:
         return TrainingData(user_items=plays, item_tags=tags, user_friends=friends)
 
     def fit_hybrid(self) -> None:
-        """Fit the Hybrid now, in this thread (the bench and tests; the server uses
-        :meth:`schedule_hybrid_fit`)."""
+        """Fit the Hybrid now, in this thread (the bench, tests and ``musicgraph recommend``;
+        the server uses :meth:`schedule_hybrid_fit`). With ``hybrid_rerank="auto"`` it takes the
+        re-ranker kept in :attr:`hybrid_rerank_path` when it suits this graph, and trains none."""
+        path = self.hybrid_rerank_path
+        if self.hybrid_rerank == "auto" and self._reranker is None and path is not None:
+            found = load_trained(path)
+            listens = self.projection.user_artist.fwd.nnz
+            if found is not None and listens * 2 <= found[1] * 3:
+                self._reranker, self._reranker_listens = found
         self._install_hybrid(
             _fit_hybrid(
                 self._hybrid_snapshot(),
@@ -916,27 +936,53 @@ class RecommendationEngine:
         return self._hybrid_task
 
     def _train_reranker_in_background(self, data: TrainingData, params: dict[str, Any]) -> None:
-        """Train the re-ranker on ``data`` (the snapshot just fitted) in a daemon thread, unless
-        one is training or the one kept was trained on at least two thirds of these listens;
-        when it is done it joins the installed Hybrid. A daemon thread, so a server that stops
-        does not wait for it; a failure leaves the Hybrid serving alone."""
+        """Give the installed Hybrid a re-ranker for ``data`` (the snapshot just fitted), in a
+        daemon thread: the one kept in memory or in :attr:`hybrid_rerank_path` when it was
+        trained on at least two thirds of these listens, else one trained now (and kept). A
+        daemon thread, so a server that stops does not wait for it; a failure leaves the Hybrid
+        serving alone."""
         if self._rerank_thread is not None and self._rerank_thread.is_alive():
             return
         listens = int(data.user_items.nnz)
         if self._reranker is not None and listens * 2 <= self._reranker_listens * 3:
             return
 
-        def work() -> None:
-            t0 = time.perf_counter()
-            try:
-                r = train_reranker(data, params, resamples=self.hybrid_rerank_resamples)
-            except Exception as exc:  # the Hybrid keeps serving without one
-                log.warning("recommender.rerank_failed", error=str(exc))
-                return
-            self._reranker, self._reranker_listens = r, listens
+        def use(r: Reranker, basis: int) -> None:
+            self._reranker, self._reranker_listens = r, basis
             fit = self._hybrid
             if fit is not None and r.params == self._hybrid_params():
                 fit.model.reranker = r
+
+        def kept() -> tuple[Reranker, int] | None:
+            path = self.hybrid_rerank_path
+            found = load_trained(path) if path is not None else None
+            if found is None or found[0].params != params or listens * 2 > found[1] * 3:
+                return None
+            return found
+
+        def work() -> None:
+            t0 = time.perf_counter()
+            path = self.hybrid_rerank_path
+            lock = None if path is None else path.with_name(path.name + ".lock")
+            try:
+                found = kept()
+                if found is None and lock is not None:
+                    found = self._await_other_trainer(lock, kept)
+                if found is not None:
+                    use(*found)
+                    log.info("recommender.rerank_loaded", path=str(path), listens=found[1])
+                    return
+                try:
+                    r = train_reranker(data, params, resamples=self.hybrid_rerank_resamples)
+                    if path is not None:
+                        save_trained(path, r, listens)
+                finally:
+                    if lock is not None:
+                        lock.unlink(missing_ok=True)
+            except Exception as exc:  # the Hybrid keeps serving without one
+                log.warning("recommender.rerank_failed", error=str(exc))
+                return
+            use(r, listens)
             log.info(
                 "recommender.rerank_trained",
                 listens=listens,
@@ -945,6 +991,35 @@ class RecommendationEngine:
 
         self._rerank_thread = threading.Thread(target=work, name="rerank-train", daemon=True)
         self._rerank_thread.start()
+
+    def _await_other_trainer(
+        self, lock: Path, kept: Callable[[], tuple[Reranker, int] | None]
+    ) -> tuple[Reranker, int] | None:
+        """Take ``lock`` (this process trains: None), or, while another process holds it (its
+        age below :data:`RERANK_LOCK_SECONDS`), wait for the re-ranker it keeps. A lock older
+        than that is a trainer that died: it is taken over."""
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    age = time.time() - lock.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # released just now: look again
+                if age > RERANK_LOCK_SECONDS:
+                    lock.unlink(missing_ok=True)
+                    continue
+                time.sleep(RERANK_POLL_SECONDS)
+                found = kept()
+                if found is not None:
+                    return found
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            found = kept()  # kept between our first look and the lock: use it, release the lock
+            if found is not None:
+                lock.unlink(missing_ok=True)
+            return found
 
     def wait_reranker(self, timeout: float | None = None) -> bool:
         """Wait for a re-ranker being trained in the background (tests, benches); True when
@@ -1019,6 +1094,9 @@ class RecommendationEngine:
 
 
 RERANK_MODES = ("off", "stored", "fit", "auto")
+# a re-ranker lock older than this is a trainer that died; others look for its file this often
+RERANK_LOCK_SECONDS = 900.0
+RERANK_POLL_SECONDS = 2.0
 
 
 def _fit_hybrid(

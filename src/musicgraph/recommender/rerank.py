@@ -30,6 +30,7 @@ subtree, and the item's leaf in each tree is the lowest bit left.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,6 +255,25 @@ def _walk(node: Mapping[str, Any], leaves: list[float], nodes: list[tuple[int, f
     right = _walk(node["right_child"], leaves, nodes)
     nodes[slot] = (int(node["split_feature"]), float(node["threshold"]), left)
     return left | right
+
+
+def save_trained(path: Path, reranker: Reranker, listens: int) -> None:
+    """Keep a re-ranker trained on a graph of ``listens`` user-item edges in ``path``, written
+    whole or not at all (a temporary file renamed over it), for other processes to load."""
+    doc = {"listens": int(listens), "reranker": reranker.to_json()}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc) + "\n")
+    os.replace(tmp, path)
+
+
+def load_trained(path: Path) -> tuple[Reranker, int] | None:
+    """The re-ranker :func:`save_trained` kept in ``path`` and its edge count; None when there is
+    none (or it cannot be read: it is trained again)."""
+    try:
+        doc = json.loads(path.read_text())
+        return Reranker.from_json(doc["reranker"]), int(doc["listens"])
+    except (OSError, ValueError, KeyError, TypeError, RerankError):
+        return None
 
 
 def load_reranker(path: Path = RERANK_PATH) -> Reranker | None:
