@@ -3,8 +3,10 @@ batch and serving paths agreeing, and training from the data alone."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -394,7 +396,8 @@ async def test_auto_waits_for_the_process_that_trains(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While another process holds the lock, an engine waits for the re-ranker it keeps instead
-    of training one too; a lock left by a trainer that died is taken over."""
+    of training one too; a lock left by a trainer that died (too old, or its process gone) is
+    taken over."""
     import musicgraph.recommender.engine as engine_module
 
     monkeypatch.setattr(engine_module, "RERANK_POLL_SECONDS", 0.05)
@@ -404,7 +407,7 @@ async def test_auto_waits_for_the_process_that_trains(
     trained = source._hybrid.model.reranker
     calls = _counting_trainer(monkeypatch)
     lock = path.with_name(path.name + ".lock")
-    lock.write_text("4242")
+    lock.write_text(str(os.getpid()))  # a live holder
     waiting = _auto_engine(path)
     task = waiting.schedule_hybrid_fit()
     assert task is not None
@@ -416,9 +419,18 @@ async def test_auto_waits_for_the_process_that_trains(
     assert calls == [] and waiting._hybrid.model.reranker.to_json() == trained.to_json()
 
     path.unlink()
-    lock.write_text("4242")
+    lock.write_text(str(os.getpid()))
     old = time.time() - 2 * engine_module.RERANK_LOCK_SECONDS
     os.utime(lock, (old, old))
     orphan = _auto_engine(path)
     await _fit_and_wait(orphan)
     assert calls == [1] and path.exists() and not lock.exists()
+
+    path.unlink()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await proc.wait()
+    gone = str(proc.pid)
+    lock.write_text(gone)  # a server stopped while it trained
+    restarted = _auto_engine(path)
+    await _fit_and_wait(restarted)
+    assert calls == [1, 1] and path.exists() and not lock.exists()

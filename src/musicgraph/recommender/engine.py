@@ -995,18 +995,19 @@ class RecommendationEngine:
     def _await_other_trainer(
         self, lock: Path, kept: Callable[[], tuple[Reranker, int] | None]
     ) -> tuple[Reranker, int] | None:
-        """Take ``lock`` (this process trains: None), or, while another process holds it (its
-        age below :data:`RERANK_LOCK_SECONDS`), wait for the re-ranker it keeps. A lock older
-        than that is a trainer that died: it is taken over."""
+        """Take ``lock`` (this process trains: None), or, while another process holds it, wait
+        for the re-ranker it keeps. A lock whose process is gone (a server stopped while it
+        trained), or older than :data:`RERANK_LOCK_SECONDS`, is taken over."""
         while True:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 try:
                     age = time.time() - lock.stat().st_mtime
+                    holder = lock.read_text().strip()
                 except FileNotFoundError:
                     continue  # released just now: look again
-                if age > RERANK_LOCK_SECONDS:
+                if age > RERANK_LOCK_SECONDS or not _process_alive(holder):
                     lock.unlink(missing_ok=True)
                     continue
                 time.sleep(RERANK_POLL_SECONDS)
@@ -1094,6 +1095,22 @@ class RecommendationEngine:
 
 
 RERANK_MODES = ("off", "stored", "fit", "auto")
+
+
+def _process_alive(pid_text: str) -> bool:
+    """Whether the process whose id a re-ranker lock holds still runs (on this machine, beside
+    the SQLite file); a lock being written (no id yet) counts as alive."""
+    if not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
 # a re-ranker lock older than this is a trainer that died; others look for its file this often
 RERANK_LOCK_SECONDS = 900.0
 RERANK_POLL_SECONDS = 2.0
