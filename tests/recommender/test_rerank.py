@@ -273,70 +273,9 @@ def test_the_engine_serves_a_reranker_fitted_on_its_own_data() -> None:
         RecommendationEngine(two_scenes(), hybrid_rerank="always")
 
 
-async def test_auto_trains_one_reranker_in_the_background_and_keeps_it() -> None:
-    """With hybrid_rerank="auto" the first background fit serves the Hybrid alone while a
-    re-ranker trains on the engine's own graph; once trained it joins that Hybrid, and a refit of
-    the same graph reuses it instead of training again."""
-    from musicgraph.recommender.engine import Controls, RecommendationEngine
-    from tests.recommender.test_engine_hybrid import NOW, two_scenes
-    from tests.recommender.test_engine_hybrid import PARAMS as ENGINE_PARAMS
-
-    params = {**ENGINE_PARAMS, "w_als": 0.0}
-    engine = RecommendationEngine(
-        two_scenes(),
-        clock=lambda: NOW,
-        hybrid_params=params,
-        hybrid_rerank="auto",
-        hybrid_rerank_resamples=2,
-    )
-    task = engine.schedule_hybrid_fit()
-    assert task is not None
-    await task
-    assert engine.wait_reranker(timeout=120)
-    first = engine._hybrid
-    assert first is not None and first.model.reranker is not None
-    assert first.model.reranker.params == params
-    trained = first.model.reranker
-    assert engine.recommend("me", kind="artist", controls=Controls(limit=5)).method == "hybrid"
-    thread = engine._rerank_thread
-    task = engine.schedule_hybrid_fit()
-    assert task is not None
-    await task
-    second = engine._hybrid
-    assert second is not None and second is not first
-    assert second.model.reranker is trained
-    assert engine._rerank_thread is thread  # nothing trained again
-
-
-async def test_auto_serves_the_hybrid_alone_when_training_fails(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A re-ranker that cannot be trained leaves the Hybrid serving without one."""
-    import musicgraph.recommender.engine as engine_module
-    from musicgraph.recommender.engine import Controls, RecommendationEngine
-    from tests.recommender.test_engine_hybrid import NOW, two_scenes
-    from tests.recommender.test_engine_hybrid import PARAMS as ENGINE_PARAMS
-
-    def broken(*args: Any, **kwargs: Any) -> Reranker:
-        raise RerankError("no held-out listens to learn from")
-
-    monkeypatch.setattr(engine_module, "train_reranker", broken)
-    engine = RecommendationEngine(
-        two_scenes(),
-        clock=lambda: NOW,
-        hybrid_params={**ENGINE_PARAMS, "w_als": 0.0},
-        hybrid_rerank="auto",
-    )
-    task = engine.schedule_hybrid_fit()
-    assert task is not None
-    await task
-    assert engine.wait_reranker(timeout=60)
-    assert engine._hybrid is not None and engine._hybrid.model.reranker is None
-    res = engine.recommend("me", kind="artist", controls=Controls(limit=5))
-    assert res.method == "hybrid" and res.items
-
-
-def _auto_engine(path: Path) -> Any:
+def _auto_engine(path: Path | None = None) -> Any:
+    """An engine on the two-scene graph whose re-ranker is trained by ``auto`` (kept in
+    ``path``)."""
     from musicgraph.recommender.engine import RecommendationEngine
     from tests.recommender.test_engine_hybrid import NOW, two_scenes
     from tests.recommender.test_engine_hybrid import PARAMS as ENGINE_PARAMS
@@ -369,6 +308,48 @@ async def _fit_and_wait(engine: Any) -> None:
     assert task is not None
     await task
     assert engine.wait_reranker(timeout=120)
+
+
+async def test_auto_trains_one_reranker_in_the_background_and_keeps_it() -> None:
+    """With hybrid_rerank="auto" the first background fit serves the Hybrid alone while a
+    re-ranker trains on the engine's own graph; once trained it joins that Hybrid, and a refit of
+    the same graph reuses it instead of training again."""
+    from musicgraph.recommender.engine import Controls
+
+    engine = _auto_engine()
+    params = engine._hybrid_params()
+    await _fit_and_wait(engine)
+    first = engine._hybrid
+    assert first is not None and first.model.reranker is not None
+    assert first.model.reranker.params == params
+    trained = first.model.reranker
+    assert engine.recommend("me", kind="artist", controls=Controls(limit=5)).method == "hybrid"
+    thread = engine._rerank_thread
+    task = engine.schedule_hybrid_fit()
+    assert task is not None
+    await task
+    second = engine._hybrid
+    assert second is not None and second is not first
+    assert second.model.reranker is trained
+    assert engine._rerank_thread is thread  # nothing trained again
+
+
+async def test_auto_serves_the_hybrid_alone_when_training_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A re-ranker that cannot be trained leaves the Hybrid serving without one."""
+    import musicgraph.recommender.engine as engine_module
+    from musicgraph.recommender.engine import Controls
+
+    def broken(*args: Any, **kwargs: Any) -> Reranker:
+        raise RerankError("no held-out listens to learn from")
+
+    monkeypatch.setattr(engine_module, "train_reranker", broken)
+    engine = _auto_engine()
+    await _fit_and_wait(engine)
+    assert engine._hybrid is not None and engine._hybrid.model.reranker is None
+    res = engine.recommend("me", kind="artist", controls=Controls(limit=5))
+    assert res.method == "hybrid" and res.items
 
 
 async def test_auto_keeps_its_reranker_beside_the_store_for_other_processes(
