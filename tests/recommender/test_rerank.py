@@ -13,6 +13,7 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import numpy.typing as npt
 import pytest
 import scipy.sparse as sp
 
@@ -114,6 +115,37 @@ def test_flattened_trees_predict_what_lightgbm_predicts(leaves: int) -> None:
     x = np.random.default_rng(1).standard_normal((300, len(FEATURES)))
     np.testing.assert_allclose(reranker.predict(x), booster.predict(x), rtol=0, atol=1e-12)
     np.testing.assert_allclose(again.predict(x), booster.predict(x), rtol=0, atol=1e-12)
+
+
+def _walk_trees(dump: dict[str, Any], row: npt.NDArray[np.float64]) -> float:
+    """The dumped trees evaluated one node at a time (``<=`` goes left): the plain reading."""
+    total = 0.0
+    for info in dump["tree_info"]:
+        node = info["tree_structure"]
+        while "split_feature" in node:
+            go_left = row[node["split_feature"]] <= node["threshold"]
+            node = node["left_child"] if go_left else node["right_child"]
+        total += node["leaf_value"]
+    return total
+
+
+def test_values_on_and_beside_a_threshold_go_where_the_split_sends_them() -> None:
+    """A value equal to a split's threshold goes left (``<=``), the next float above goes right:
+    the per-feature threshold search agrees with a node-by-node walk of the dumped trees on the
+    boundaries themselves. (LightGBM's own predictions can differ exactly on a boundary,
+    which its dumped thresholds do not pin down to the last bit.)"""
+    booster = _random_booster(leaves=16)
+    dump = booster.dump_model()
+    reranker = Reranker.from_lightgbm(dump, 50)
+    rng = np.random.default_rng(2)
+    x = np.empty((400, len(FEATURES)))
+    for f in range(len(FEATURES)):
+        mine = (reranker.node_feature == f) & (reranker.node_clear > 0)
+        cuts = np.unique(reranker.node_threshold[mine])
+        on = rng.choice(cuts, 400) if cuts.size else rng.standard_normal(400)
+        x[:, f] = np.where(rng.random(400) < 0.5, on, np.nextafter(on, np.inf))
+    expected = np.array([_walk_trees(dump, row) for row in x])
+    np.testing.assert_allclose(reranker.predict(x), expected, rtol=0, atol=1e-12)
 
 
 def test_permuting_keeps_the_scores_and_follows_the_order() -> None:
@@ -271,6 +303,33 @@ def test_the_engine_serves_a_reranker_fitted_on_its_own_data() -> None:
     assert stored._hybrid is not None and stored._hybrid.model.reranker is None
     with pytest.raises(RecommenderError, match="hybrid_rerank"):
         RecommendationEngine(two_scenes(), hybrid_rerank="always")
+
+
+def test_the_engine_takes_its_answer_from_the_reranked_candidates() -> None:
+    """When the re-ranker's candidates cover the answer (limit + heard), the engine answers from
+    them without a second pass over the scores, and every user gets the batch path's order; a
+    window on what counts as heard (old plays may come back) takes the full pass, and agrees."""
+    from musicgraph.recommender.engine import Controls, RecommendationEngine
+    from tests.recommender.test_engine_hybrid import NOW, two_scenes
+    from tests.recommender.test_engine_hybrid import PARAMS as ENGINE_PARAMS
+
+    engine = RecommendationEngine(
+        two_scenes(), clock=lambda: NOW, hybrid_params={**ENGINE_PARAMS, "w_als": 0.0}
+    )
+    engine.fit_hybrid()
+    fit = engine._hybrid
+    assert fit is not None
+    fit.model.reranker = Reranker.from_lightgbm(_random_booster().dump_model(), 8)
+    p = engine.projection
+    users = np.arange(len(p.users))
+    batch = fit.model.score(users)
+    for u in users.tolist():
+        row = batch[u]
+        want = [p.artists.ids[i] for i in np.argsort(-row, kind="stable")[:3] if row[i] > 0]
+        for c in (Controls(limit=3), Controls(limit=3, exclude_heard_within_days=3650)):
+            got = engine.recommend(p.users.ids[u], kind="artist", controls=c)
+            assert got.method == "hybrid"
+            assert [r.item_id for r in got.items] == want, (u, c)
 
 
 def _auto_engine(path: Path | None = None) -> Any:

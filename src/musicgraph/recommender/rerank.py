@@ -24,7 +24,9 @@ validation split does), fits the Hybrid on the rest, and labels each candidate 1
 ``rerank_hetrec.json`` beside ``tuned_hetrec.json``; serving applies it with numpy alone: the
 trees are stacked into flat arrays and evaluated all at once by QuickScorer's bit masks
 (Lucchese et al., SIGIR 2015): every split an item fails clears the leaves of that node's left
-subtree, and the item's leaf in each tree is the lowest bit left.
+subtree, and the item's leaf in each tree is the lowest bit left. The nodes an item fails are found
+per feature, as QuickScorer does, by where its value falls among that feature's sorted thresholds
+(one lookup of the OR of their masks, not one comparison per node).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ MAX_LEAVES = 16
 U16 = npt.NDArray[np.uint16]
 # the index of the lowest set bit of every 16-bit mask (0 for 0, which cannot occur: the last
 # leaf of a tree is in no node's left subtree)
-_LOWEST_BIT = np.zeros(1 << MAX_LEAVES, dtype=np.int64)
+_LOWEST_BIT = np.zeros(1 << MAX_LEAVES, dtype=np.int8)  # 64 kB: stays in the CPU caches
 for _bit in range(MAX_LEAVES - 1, -1, -1):
     _LOWEST_BIT[(np.arange(1 << MAX_LEAVES) >> _bit) & 1 == 1] = _bit
 
@@ -111,6 +113,70 @@ class ItemContext:
 
 
 @dataclass(frozen=True)
+class _FeatureBins:
+    """QuickScorer's per-feature view of the stacked trees: a feature's value falls in one of
+    the bins its split thresholds cut (``bin`` = how many thresholds lie strictly below it), and
+    every node of that feature whose threshold lies below fails (the value goes right, as it is
+    not ``<=``). ``masks[offset[f] + bin]`` is, per tree, the OR of the leaf bits those nodes clear
+    (cumulative over the sorted thresholds), so an item's cleared bits are one sorted search and
+    one row lookup per feature, instead of one comparison per node (840 for 60 trees of 15
+    leaves)."""
+
+    features: IntArray  # the features some node splits on
+    thresholds: tuple[FloatArray, ...]  # per such feature, its distinct thresholds, ascending
+    offset: IntArray  # per such feature, its first row in ``masks``
+    masks: U16  # bins x trees
+
+    @classmethod
+    def of(cls, r: Reranker) -> _FeatureBins:
+        n_trees = r.n_trees
+        if n_trees == 0 or r.depth == 0:
+            return cls(
+                np.zeros(0, dtype=np.int64),
+                (),
+                np.zeros(0, dtype=np.int64),
+                np.zeros((1, n_trees), dtype=np.uint16),
+            )
+        feature = r.node_feature.reshape(-1, n_trees)
+        threshold = r.node_threshold.reshape(feature.shape)
+        clear = r.node_clear.reshape(feature.shape)
+        tree = np.broadcast_to(np.arange(n_trees), feature.shape)
+        real = clear > 0  # padding nodes never clear anything
+        used = np.unique(feature[real])
+        thresholds: list[FloatArray] = []
+        blocks: list[U16] = []
+        offset = np.zeros(used.size, dtype=np.int64)
+        start = 0
+        for j, f in enumerate(used.tolist()):
+            mine = real & (feature == f)
+            cuts = np.unique(threshold[mine])
+            block = np.zeros((cuts.size + 1, n_trees), dtype=np.uint16)
+            # a node with threshold cuts[i] fails in bins i + 1 and above
+            rank = np.searchsorted(cuts, threshold[mine]) + 1
+            np.bitwise_or.at(block, (rank, tree[mine]), clear[mine])
+            np.bitwise_or.accumulate(block, axis=0, out=block)
+            thresholds.append(cuts)
+            blocks.append(block)
+            offset[j] = start
+            start += block.shape[0]
+        masks = np.concatenate(blocks) if blocks else np.zeros((1, n_trees), dtype=np.uint16)
+        return cls(used.astype(np.int64), tuple(thresholds), offset, masks)
+
+    def cleared(self, x: FloatArray) -> U16:
+        """rows x trees: the leaf bits each row's failed nodes clear."""
+        if self.features.size == 0:
+            return np.zeros((self.masks.shape[1], x.shape[0]), dtype=np.uint16)
+        xt = np.ascontiguousarray(x.T)
+        bins = np.empty((self.features.size, x.shape[0]), dtype=np.int64)
+        for j, (f, cuts) in enumerate(zip(self.features.tolist(), self.thresholds, strict=True)):
+            bins[j] = cuts.searchsorted(xt[f], side="left")
+        bins += self.offset[:, None]
+        # features x rows x trees, OR-ed over the features
+        out: U16 = np.bitwise_or.reduce(np.take(self.masks, bins, axis=0), axis=0)
+        return out
+
+
+@dataclass(frozen=True)
 class Reranker:
     """Boosted trees over :data:`FEATURES`, as flat arrays (see the module docstring).
 
@@ -131,24 +197,25 @@ class Reranker:
     base: float = 0.0
     # the Hybrid parameters it was trained for (its features are that Hybrid's scores)
     params: Mapping[str, Any] = field(default_factory=dict)
+    _bins: _FeatureBins = field(init=False, repr=False, compare=False)
+    _tree_base: IntArray = field(init=False, repr=False, compare=False)  # leaf_value row starts
 
     @property
     def n_trees(self) -> int:
         return self.leaf_value.size // max(self.leaves, 1)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_bins", _FeatureBins.of(self))
+        object.__setattr__(self, "_tree_base", np.arange(self.n_trees) * self.leaves)
 
     def predict(self, x: FloatArray) -> FloatArray:
         """Scores (higher first) of feature rows ``x`` (rows x len(FEATURES))."""
         n_trees = self.n_trees
         if n_trees == 0 or x.shape[0] == 0:
             return np.full(x.shape[0], self.base)
-        xt = np.ascontiguousarray(x.T)
-        # slots x rows: the bits each node clears for each row (0 where the row goes left)
-        cleared = (xt[self.node_feature] > self.node_threshold[:, None]) * self.node_clear[:, None]
-        cleared = cleared.reshape(self.depth, n_trees, x.shape[0])
-        alive = ~np.bitwise_or.reduce(cleared, axis=0) if self.depth > 1 else ~cleared[0]
-        leaf = _LOWEST_BIT[alive]
-        rows_leaf = np.arange(n_trees)[:, None] * self.leaves + leaf
-        out: FloatArray = self.leaf_value[rows_leaf].sum(axis=0) + self.base
+        alive = ~self._bins.cleared(x)  # rows x trees
+        rows_leaf = _LOWEST_BIT[alive] + self._tree_base
+        out: FloatArray = self.leaf_value[rows_leaf].sum(axis=1) + self.base
         return out
 
     # --- re-ranking ------------------------------------------------------------------------------
