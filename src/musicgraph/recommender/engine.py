@@ -1049,7 +1049,7 @@ class RecommendationEngine:
         """Fused Hybrid scores of the user's current row (positive ones, fitted artists only):
         :meth:`Hybrid.score_one` on the projection's arrays, no sparse matrices built. Without
         tag filters or a novelty penalty the order is final, so only the best ``limit`` + heard
-        items go on to the controls."""
+        items go on to the controls (with a re-ranker, its candidates when they are enough)."""
         p = self.projection
         n = fit.n_artists
         rel = p.user_artist.fwd
@@ -1079,11 +1079,23 @@ class RecommendationEngine:
         # scores that score_one computed on the way
         parts: dict[str, tuple[Any, float]] | None = {} if fit.model.reranker is not None else None
         scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot, parts)
+        ranked = None
         if parts is not None:
-            fit.model.rerank_one(scores, cols, parts, f_items, n_friends)
+            ranked = fit.model.rerank_one(scores, cols, parts, f_items, n_friends)
         best = c.limit + int(rel.length[user])
         if not (c.novelty or c.include_tags or c.exclude_tags) and best < scores.size:
-            items = _top_positive(scores, best)
+            if (
+                ranked is not None
+                and ranked.size >= best
+                and c.exclude_heard
+                and c.exclude_heard_within_days is None
+            ):
+                # everything heard is excluded, and the re-ranked candidates are the best
+                # unheard items, best first: no second pass over the scores
+                items = ranked[:best]
+                items = items[scores[items] > 0]
+            else:
+                items = _top_positive(scores, best)
         else:
             items = np.flatnonzero(scores > 0).astype(np.int64)
         return items, scores[items]

@@ -757,17 +757,19 @@ class Hybrid(DenseScoringMixin):
         parts: Mapping[str, tuple[npt.NDArray[Any], float]],
         friend_items: IntArray | None = None,
         n_friends: int = 0,
-    ) -> None:
+    ) -> IntArray | None:
         """Re-rank in place the best candidates of :meth:`score_one`'s ``scores`` for the same
         ``items`` and ``friend_items`` (``n_friends``: the user's number of friends), as
-        :meth:`score` does for a block; a no-op without a re-ranker.
+        :meth:`score` does for a block, and return them in their new order (best first: the
+        best unheard items, so a caller needs no second pass over the scores); a no-op that
+        returns None without a re-ranker.
 
         ``parts`` is what :meth:`score_one` filled in: per component, its raw scores over all
         items and the scale it divided them by, before the weight (a component it skipped is
         left out, and counts 0)."""
         r = self.reranker
         if r is None or items.size == 0:
-            return
+            return None
         items = np.asarray(items, dtype=np.int64)
         cands = top_candidates(scores, items, r.k)
         picked = {
@@ -789,7 +791,10 @@ class Hybrid(DenseScoringMixin):
             n_friends=float(n_friends),
             friends_playing=playing,
         )
-        permute_scores(scores, cands, r.order(x, cands))
+        order = r.order(x, cands)
+        permute_scores(scores, cands, order)
+        ranked: IntArray = cands[order]
+        return ranked
 
     def similar_items(self, item: int, *, n: int = 20) -> tuple[IntArray, FloatArray]:
         """Items the fused model would recommend to someone who listened to ``item`` only."""
