@@ -474,3 +474,37 @@ async def test_auto_waits_for_the_process_that_trains(
     restarted = _auto_engine(path)
     await _fit_and_wait(restarted)
     assert calls == [1, 1] and path.exists() and not lock.exists()
+
+
+async def test_a_long_training_keeps_its_lock_fresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trainer touches its lock while it trains, so an engine that starts waiting after the
+    lock's staleness limit has passed still waits for it instead of training a second one."""
+    import musicgraph.recommender.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "RERANK_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(engine_module, "RERANK_HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(engine_module, "RERANK_LOCK_SECONDS", 0.4)
+    calls: list[int] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Reranker:
+        calls.append(1)
+        time.sleep(1.5)  # longer than the staleness limit, many heartbeats
+        return train_reranker(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "train_reranker", slow)
+    path = tmp_path / "graph.db-rerank.json"
+    lock = path.with_name(path.name + ".lock")
+    trainer = _auto_engine(path)
+    task = trainer.schedule_hybrid_fit()
+    assert task is not None
+    await task
+    await asyncio.sleep(0.9)  # past the staleness limit since the lock was taken
+    assert calls == [1] and lock.exists()
+    assert time.time() - lock.stat().st_mtime < 0.4  # kept fresh
+    waiting = _auto_engine(path)
+    await _fit_and_wait(waiting)
+    assert trainer.wait_reranker(timeout=60)
+    assert calls == [1] and not lock.exists()
+    assert waiting._hybrid.model.reranker.to_json() == trainer._hybrid.model.reranker.to_json()

@@ -972,12 +972,14 @@ class RecommendationEngine:
                     use(*found)
                     log.info("recommender.rerank_loaded", path=str(path), listens=found[1])
                     return
+                beating = None if lock is None else _Heartbeat(lock)
                 try:
                     r = train_reranker(data, params, resamples=self.hybrid_rerank_resamples)
                     if path is not None:
                         save_trained(path, r, listens)
                 finally:
-                    if lock is not None:
+                    if beating is not None and lock is not None:
+                        beating.stop()
                         lock.unlink(missing_ok=True)
             except Exception as exc:  # the Hybrid keeps serving without one
                 log.warning("recommender.rerank_failed", error=str(exc))
@@ -997,7 +999,8 @@ class RecommendationEngine:
     ) -> tuple[Reranker, int] | None:
         """Take ``lock`` (this process trains: None), or, while another process holds it, wait
         for the re-ranker it keeps. A lock whose process is gone (a server stopped while it
-        trained), or older than :data:`RERANK_LOCK_SECONDS`, is taken over."""
+        trained), or not touched for :data:`RERANK_LOCK_SECONDS` (its trainer touches it every
+        :data:`RERANK_HEARTBEAT_SECONDS`, however long training takes), is taken over."""
         while True:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -1109,6 +1112,28 @@ class RecommendationEngine:
 RERANK_MODES = ("off", "stored", "fit", "auto")
 
 
+class _Heartbeat:
+    """Touches a held lock file every :data:`RERANK_HEARTBEAT_SECONDS` from a daemon thread
+    until :meth:`stop`, so that waiting processes can tell a long training from a dead one."""
+
+    def __init__(self, lock: Path) -> None:
+        self._lock = lock
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rerank-lock-beat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(RERANK_HEARTBEAT_SECONDS):
+            try:
+                os.utime(self._lock)
+            except OSError:  # taken away: nothing left to keep fresh
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
 def _process_alive(pid_text: str) -> bool:
     """Whether the process whose id a re-ranker lock holds still runs (on this machine, beside
     the SQLite file); a lock being written (no id yet) counts as alive."""
@@ -1123,8 +1148,10 @@ def _process_alive(pid_text: str) -> bool:
     return True
 
 
-# a re-ranker lock older than this is a trainer that died; others look for its file this often
-RERANK_LOCK_SECONDS = 900.0
+# a re-ranker lock not touched for this long is a trainer that died or hangs (its trainer touches
+# it every RERANK_HEARTBEAT_SECONDS); others look for its file every RERANK_POLL_SECONDS
+RERANK_LOCK_SECONDS = 300.0
+RERANK_HEARTBEAT_SECONDS = 30.0
 RERANK_POLL_SECONDS = 2.0
 
 
