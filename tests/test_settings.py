@@ -53,10 +53,14 @@ def test_hybrid_rerank_is_one_of_three_modes() -> None:
 
 def test_rerank_file_sits_beside_the_sqlite_store() -> None:
     """The trained re-ranker is kept as <db>-rerank.json next to a SQLite store, nowhere on
-    Neo4j."""
+    Neo4j, and where MUSICGRAPH_RERANK_PATH says on either."""
     s = Settings.from_env({"MUSICGRAPH_DB": "/data/graph.db"}, env_file=None)
     assert s.rerank_path == Path("/data/graph.db-rerank.json")
     assert Settings.from_env({"NEO4J_URI": "bolt://x:7687"}, env_file=None).rerank_path is None
+    shared = {"MUSICGRAPH_RERANK_PATH": "/var/lib/musicgraph/rerank.json"}
+    for env in (shared, {**shared, "NEO4J_URI": "bolt://x:7687"}):
+        got = Settings.from_env(env, env_file=None).rerank_path
+        assert got == Path("/var/lib/musicgraph/rerank.json")
 
 
 def test_bad_secret_is_not_echoed() -> None:

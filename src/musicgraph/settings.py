@@ -159,6 +159,9 @@ class Settings:
     hybrid_rerank: str = setting(
         "MUSICGRAPH_HYBRID_RERANK", "auto", _choice("auto", "off", "stored", "fit")
     )
+    # where a trained re-ranker is kept for the other workers and restarts (default: beside the
+    # SQLite file; on Neo4j none unless set, and then each process trains its own)
+    rerank_file: Path | None = setting("MUSICGRAPH_RERANK_PATH", None, _optional_path)
 
     @classmethod
     def from_env(
@@ -196,8 +199,10 @@ class Settings:
     @property
     def rerank_path(self) -> Path | None:
         """Where the server keeps the re-ranker it trained on its graph, for its other workers
-        and its restarts: ``<db>-rerank.json`` beside the SQLite file (None on Neo4j: each
-        process trains its own)."""
+        and its restarts: ``MUSICGRAPH_RERANK_PATH`` when set, else ``<db>-rerank.json`` beside
+        the SQLite file (None on Neo4j without it: each process trains its own)."""
+        if self.rerank_file is not None:
+            return self.rerank_file
         if self.uses_neo4j:
             return None
         return self.db_path.with_name(self.db_path.name + "-rerank.json")
