@@ -188,15 +188,19 @@ def overlaps(
         probe = probe[probe < n_cols]
     if n_cols * width > _DENSE_CELLS:
         return _overlaps_wide(m, items, seeds, n_cols, col_degree, probe)
-    r_cols, r_slot = _gather_rows(m, items)
+    # the items' rows, then the seeds', gathered at once
+    pos, offsets = _positions(m, np.concatenate([items, seeds]))
+    cols = m.indices[pos]
+    split = int(offsets[n_r])
+    r_cols = cols[:split].astype(np.int64)
+    r_slot = np.repeat(np.arange(n_r, dtype=np.int64), np.diff(offsets[: n_r + 1]))
     table = np.zeros((n_cols, width), dtype=np.float32)
     flat = table.reshape(-1)
     at = r_cols * width + r_slot
     flat[at] = 1.0
     if col_degree is not None:
         flat[at + n_r] = 1.0 / col_degree[r_cols]  # > 0: they have this item
-    pos, offsets = _positions(m, seeds)
-    sums = _rows_times(offsets, m.indices[pos], table).T
+    sums = _rows_times(offsets[n_r:] - split, cols[split:], table).T
     counts = np.rint(sums[:n_r]).astype(np.int64)
     mass = sums[n_r:].astype(np.float64) if col_degree is not None else None
     probed = None
