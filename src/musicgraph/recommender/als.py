@@ -23,6 +23,15 @@ from musicgraph.recommender.scoring import (
 )
 
 
+def _quiet_blas_warning() -> None:
+    """implicit warns about OpenBLAS's thread pool when a model is made or fitted; fitting runs
+    with BLAS at one thread (threadpool_limits below). The filter is added to the process's
+    filters (an identical one is replaced, not repeated) rather than set in a catch_warnings()
+    block, which is not thread-safe: a fit in the engine's worker thread let the warning through
+    while another thread's block restored the filters."""
+    warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
+
+
 class ALS(DenseScoringMixin):
     """Confidence ``1 + alpha * w`` on the (re)weighted plays; scores are factor dot products."""
 
@@ -58,28 +67,25 @@ class ALS(DenseScoringMixin):
             raise MusicgraphError(
                 "ALS needs the optional 'implicit' package: pip install 'musicgraph[als]'"
             ) from exc
+        _quiet_blas_warning()
         threads = self.num_threads or int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
         x = reweight(data.user_items, self.weighting).astype(np.float32)
-        with warnings.catch_warnings():
-            # implicit warns about BLAS threads at construction; fit below runs with BLAS at 1.
-            warnings.filterwarnings("ignore", message="OpenBLAS is configured")
-            model: Any = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=self.random_state,
-                num_threads=threads,
-                calculate_training_loss=False,
-            )
+        model: Any = AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.random_state,
+            num_threads=threads,
+            calculate_training_loss=False,
+        )
         try:
             from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
         except ImportError:  # pragma: no cover - implicit depends on threadpoolctl
             model.fit(sp.csr_matrix(x), show_progress=False)
         else:
             # implicit parallelises itself; a BLAS thread pool underneath only slows it down.
-            with threadpool_limits(1, "blas"), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="OpenBLAS is configured")
+            with threadpool_limits(1, "blas"):
                 model.fit(sp.csr_matrix(x), show_progress=False)
         self._model = model
         self._item_plays = np.asarray(data.user_items.sum(axis=0), dtype=np.float64).ravel()
