@@ -226,7 +226,7 @@ class RecommendationEngine:
     kept in that file, and an engine that finds one there trained on a graph like its own loads it
     instead of training (every worker and restart of a server share it; while one process
     trains, the others wait for its file). With one, a request costs about
-    0.3 ms more on HetRec (the trees over the best 100 candidates, fed the component scores
+    0.2 ms more on HetRec (the trees over the best 100 candidates, fed the component scores
     :meth:`Hybrid.score_one` computed).
     """
 
