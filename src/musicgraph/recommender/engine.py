@@ -978,9 +978,8 @@ class RecommendationEngine:
                     if path is not None:
                         save_trained(path, r, listens)
                 finally:
-                    if beating is not None and lock is not None:
-                        beating.stop()
-                        lock.unlink(missing_ok=True)
+                    if beating is not None:
+                        beating.release()
             except Exception as exc:  # the Hybrid keeps serving without one
                 log.warning("recommender.rerank_failed", error=str(exc))
                 return
@@ -1114,7 +1113,7 @@ RERANK_MODES = ("off", "stored", "fit", "auto")
 
 class _Heartbeat:
     """Touches a held lock file every :data:`RERANK_HEARTBEAT_SECONDS` from a daemon thread
-    until :meth:`stop`, so that waiting processes can tell a long training from a dead one."""
+    until :meth:`release`, so that waiting processes can tell a long training from a dead one."""
 
     def __init__(self, lock: Path) -> None:
         self._lock = lock
@@ -1129,9 +1128,11 @@ class _Heartbeat:
             except OSError:  # taken away: nothing left to keep fresh
                 return
 
-    def stop(self) -> None:
+    def release(self) -> None:
+        """Stop touching the lock, then remove it."""
         self._stopped.set()
         self._thread.join()
+        self._lock.unlink(missing_ok=True)
 
 
 def _process_alive(pid_text: str) -> bool:
