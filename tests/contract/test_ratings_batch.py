@@ -46,3 +46,36 @@ async def test_set_ratings_with_an_unknown_track_writes_nothing(
     with pytest.raises(StoreError):
         await store.set_ratings([Rating(alice.id, t.id, 2, T0)])
     assert await store.get_ratings(alice.id) == []
+
+
+async def test_only_newer_rows_replace_or_clear_a_stored_rating(
+    store: GraphStore, alice: User
+) -> None:
+    """With only_newer a row writes over a stored rating only when it is later (an older like
+    or clear leaves what is stored, as a rating given meanwhile must stay), a later one
+    replaces or clears it, a new one is written; the rows written are returned. Without it,
+    every row is written."""
+    t1, t2, t3, t4 = await store.resolve_tracks(
+        [TrackRef("A", "One"), TrackRef("A", "Two"), TrackRef("A", "Three"), TrackRef("A", "Four")]
+    )
+    for t, score in ((t1, 1), (t2, -1), (t3, 1)):
+        await store.set_rating(alice.id, t.id, score, T0 + 10)
+    rows = [
+        Rating(alice.id, t1.id, -1, T0 + 5),  # older: the stored like stays
+        Rating(alice.id, t2.id, 0, T0 + 10),  # as old: the stored dislike stays
+        Rating(alice.id, t3.id, 0, T0 + 20),  # later: cleared
+        Rating(alice.id, t4.id, -1, T0 + 1),  # none stored: written
+    ]
+    assert await store.set_ratings(rows, only_newer=True) == rows[2:]
+    assert set(await store.get_ratings(alice.id)) == {
+        Rating(alice.id, t1.id, 1, T0 + 10),
+        Rating(alice.id, t2.id, -1, T0 + 10),
+        Rating(alice.id, t4.id, -1, T0 + 1),
+    }
+    assert await store.set_ratings(rows, only_newer=True) == []  # again: nothing newer
+    older = [Rating(alice.id, t1.id, -1, T0 + 5), Rating(alice.id, t2.id, 0, T0 + 5)]
+    assert await store.set_ratings(older) == older
+    assert await store.get_ratings(alice.id) == [  # newest first
+        Rating(alice.id, t1.id, -1, T0 + 5),
+        Rating(alice.id, t4.id, -1, T0 + 1),
+    ]

@@ -202,6 +202,32 @@ async def test_score_zero_clears_and_newer_created_wins(store: GraphStore, tmp_p
     assert Rating(user.id, burial, -1, T + 300) in await store.get_ratings(user.id)
 
 
+async def test_a_rating_given_while_the_import_reads_is_not_overwritten(
+    store: GraphStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A track rated (as by rateTrack) after the import read the stored ratings but before it
+    wrote keeps that newer rating: the import writes only over older ratings, in its own
+    transaction, and counts the entry as unchanged, with no event for it."""
+    (user,) = await store.ensure_users(["listener"])
+    await import_export(store, export_zip(tmp_path / "a.zip", []), user.id)
+    burial = await track_id(store, mbid=BURIAL_MBID)
+    read = store.get_ratings
+
+    async def read_then_rated_meanwhile(user_id: str) -> list[Rating]:
+        stored = await read(user_id)
+        await store.set_rating(user_id, burial, 1, T + 100)
+        return stored
+
+    monkeypatch.setattr(store, "get_ratings", read_then_rated_meanwhile)
+    bus = EventBus()
+    older = export_zip(tmp_path / "b.zip", [entry(-1, T + 10, mbid=BURIAL_MBID)])
+    async with bus.subscription(["ratings.changed"]) as sub:
+        summary = await import_export(store, older, user.id, bus)
+        assert sub.queue.qsize() == 0
+    assert (summary.hated, summary.unchanged) == (0, 1)
+    assert await read(user.id) == [Rating(user.id, burial, 1, T + 100)]
+
+
 async def test_feedback_file_alone_resolves_by_track_metadata(
     store: GraphStore, tmp_path: Path
 ) -> None:

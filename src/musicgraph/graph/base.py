@@ -251,10 +251,16 @@ class GraphStore(Protocol):
     async def set_rating(self, user_id: str, track_id: str, score: int | None, at: int) -> None:
         """Like (+1), dislike (-1) or clear (``None``) a track; ``NotFoundError`` for unknown ids."""
 
-    async def set_ratings(self, rows: Sequence[Rating]) -> None:
+    async def set_ratings(
+        self, rows: Sequence[Rating], *, only_newer: bool = False
+    ) -> list[Rating]:
         """Many :meth:`set_rating` calls in one transaction: a row scored 1 or -1 likes or
         dislikes its track, a row scored 0 clears the rating. ``NotFoundError`` for unknown
-        ids, and then nothing is written."""
+        ids, and then nothing is written. With ``only_newer`` a row replaces or clears the
+        stored rating only when its ``at`` is later than the stored one's (a rating written
+        meanwhile, e.g. by ``rateTrack`` while an import ran, is kept), decided in the writing
+        transaction. Returns the rows written: every row but the clears of ratings not stored,
+        and with ``only_newer`` not the rows older than the stored rating."""
 
     async def get_ratings(self, user_id: str) -> list[Rating]: ...
 

@@ -486,18 +486,32 @@ MATCH (:User {id: $user_id})-[r:RATED]->(:Track {id: $track_id})
 DELETE r
 """
 
+# $only_newer: write a row only over an older stored rating. The stored rating is locked first
+# (a property set and removed: the write lock is held to the end of the transaction), so a
+# rating written meanwhile by another transaction is read, not overwritten.
 SET_RATINGS = """
 UNWIND $rows AS row
 MATCH (u:User {id: row.user_id})
 MATCH (t:Track {id: row.track_id})
 MERGE (u)-[r:RATED]->(t)
+ON CREATE SET r.at = -1
+SET r._lock = true
+REMOVE r._lock
+WITH u, t, r, row
+WHERE NOT $only_newer OR r.at < row.at
 SET r.score = row.score, r.at = row.at
+RETURN u.id AS user_id, t.id AS track_id
 """
 
 CLEAR_RATINGS = """
 UNWIND $rows AS row
-MATCH (:User {id: row.user_id})-[r:RATED]->(:Track {id: row.track_id})
+MATCH (u:User {id: row.user_id})-[r:RATED]->(t:Track {id: row.track_id})
+SET r._lock = true
+REMOVE r._lock
+WITH u, t, r, row
+WHERE NOT $only_newer OR r.at < row.at
 DELETE r
+RETURN u.id AS user_id, t.id AS track_id
 """
 
 GET_RATINGS = """

@@ -1026,22 +1026,32 @@ class Neo4jGraphStore:
 
         await self._write(work, f"rating track {track_id!r}")
 
-    async def set_ratings(self, rows: Sequence[Rating]) -> None:
+    async def set_ratings(
+        self, rows: Sequence[Rating], *, only_newer: bool = False
+    ) -> list[Rating]:
         last = last_ratings(rows)  # UNWIND would apply repeats in any order
         if not last:
-            return
+            return []
         data: list[Row] = [
             {"user_id": r.user_id, "track_id": r.track_id, "score": r.score, "at": r.at}
             for r in last
         ]
 
-        async def work(tx: AsyncManagedTransaction) -> None:
+        async def work(tx: AsyncManagedTransaction) -> set[tuple[str, str]]:
             await _require(tx, "user", {r.user_id for r in rows})
             await _require(tx, "track", {r.track_id for r in rows})
-            await _run_rows(tx, cypher.CLEAR_RATINGS, [d for d in data if d["score"] == 0])
-            await _run_rows(tx, cypher.SET_RATINGS, [d for d in data if d["score"] != 0])
+            done: set[tuple[str, str]] = set()
+            for query, part in (
+                (cypher.CLEAR_RATINGS, [d for d in data if d["score"] == 0]),
+                (cypher.SET_RATINGS, [d for d in data if d["score"] != 0]),
+            ):
+                for chunk in _chunks(part):
+                    found = await _run(tx, query, rows=list(chunk), only_newer=only_newer)
+                    done.update((r["user_id"], r["track_id"]) for r in found)
+            return done
 
-        await self._write(work, f"setting {len(rows)} ratings")
+        done = await self._write(work, f"setting {len(rows)} ratings")
+        return [r for r in last if (r.user_id, r.track_id) in done]
 
     async def get_ratings(self, user_id: str) -> list[Rating]:
         rows = await self._read(cypher.GET_RATINGS, "reading ratings", user_id=user_id)

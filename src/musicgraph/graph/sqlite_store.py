@@ -1643,26 +1643,36 @@ class SqliteGraphStore:
 
         await self._write("set_rating", go)
 
-    async def set_ratings(self, rows: Sequence[Rating]) -> None:
+    async def set_ratings(
+        self, rows: Sequence[Rating], *, only_newer: bool = False
+    ) -> list[Rating]:
         last = last_ratings(rows)
         if not last:
-            return
+            return []
+        clear = "DELETE FROM ratings WHERE user_id = ? AND track_id = ?" + (
+            " AND at < ?" if only_newer else ""
+        )
+        upsert = (
+            "INSERT INTO ratings (user_id, track_id, score, at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_id, track_id) DO UPDATE SET score = excluded.score, "
+            "at = excluded.at" + (" WHERE excluded.at > ratings.at" if only_newer else "")
+        )
 
-        def go(conn: Conn) -> None:
+        def go(conn: Conn) -> list[Rating]:
             _require(conn, "users", {r.user_id for r in last}, "user")
             _require(conn, "tracks", {r.track_id for r in last}, "track")
-            conn.executemany(
-                "DELETE FROM ratings WHERE user_id = ? AND track_id = ?",
-                [(r.user_id, r.track_id) for r in last if r.score == 0],
-            )
-            conn.executemany(
-                "INSERT INTO ratings (user_id, track_id, score, at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (user_id, track_id) DO UPDATE SET score = excluded.score, "
-                "at = excluded.at",
-                [(r.user_id, r.track_id, r.score, r.at) for r in last if r.score != 0],
-            )
+            changed: list[Rating] = []
+            for r in last:  # one statement a row: its row count says whether it applied
+                if r.score == 0:
+                    key = (r.user_id, r.track_id)
+                    cur = conn.execute(clear, (*key, r.at) if only_newer else key)
+                else:
+                    cur = conn.execute(upsert, (r.user_id, r.track_id, r.score, r.at))
+                if cur.rowcount > 0:
+                    changed.append(r)
+            return changed
 
-        await self._write("set_ratings", go)
+        return await self._write("set_ratings", go)
 
     async def get_ratings(self, user_id: str) -> list[Rating]:
         rows = await self._rows(

@@ -10,8 +10,9 @@ a malformed line is skipped and reported with its ``file:line`` and field, as a 
 
 Applying is idempotent: per track, the newest entry wins; it replaces the stored rating only when
 it is newer than it (``created`` after the stored ``at``) and says something else; score 0 clears.
-All changes of an import land in one transaction (:meth:`GraphStore.set_ratings`) and then go on
-the bus as ``ratings.changed`` events, so a running server's recommendations follow.
+All changes of an import land in one transaction (:meth:`GraphStore.set_ratings`), which writes
+each only over an older stored rating (so a rating given while the import ran stays), and then go
+on the bus as ``ratings.changed`` events, so a running server's recommendations follow.
 """
 
 from __future__ import annotations
@@ -493,15 +494,19 @@ async def apply_feedback(
             summary.unchanged += 1
             continue
         changes.append(Rating(user_id, track_id, entry.score, entry.created))
-        if entry.score > 0:
+    # written only over older ratings, decided in the writing transaction: a rating set
+    # meanwhile (rateTrack while this import read) is newer and stays
+    written = await store.set_ratings(changes, only_newer=True)
+    summary.unchanged += len(changes) - len(written)
+    for rating in written:
+        if rating.score > 0:
             summary.loved += 1
-        elif entry.score < 0:
+        elif rating.score < 0:
             summary.hated += 1
         else:
             summary.cleared += 1
-    await store.set_ratings(changes)
     if bus is not None:
-        for event in rating_events(user_id, changes):
+        for event in rating_events(user_id, written):
             bus.publish(event)
     return summary
 
