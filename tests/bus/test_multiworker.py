@@ -199,10 +199,16 @@ def sockets_per_worker(server_pid: int, port: int, state: str) -> dict[int, set[
     held: dict[int, set[str]] = {}
     for child in _children(server_pid):
         try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{child}/fd").iterdir()]
+            fds = list(Path(f"/proc/{child}/fd").iterdir())
             table = Path(f"/proc/{child}/net/tcp").read_text().splitlines()[1:]
-        except OSError:
+        except OSError:  # the process is gone
             continue
+        links = []
+        for fd in fds:
+            try:
+                links.append(os.readlink(fd))
+            except OSError:  # closed since the listing (a busy worker opens and closes files)
+                continue
         inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
         held[child] = {
             cols[9]
