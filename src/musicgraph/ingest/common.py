@@ -371,8 +371,38 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
 EXAMPLES_PER_REASON = 3
 
 
+class SkipTally:
+    """Records skipped, by reason, with the first :data:`EXAMPLES_PER_REASON` examples of each:
+    the bookkeeping every import summary shares (a dataclass that mixes it in declares the
+    ``skipped`` and ``examples`` fields)."""
+
+    skipped: dict[str, int]
+    examples: dict[str, list[str]]
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def count_skip(self, reason: str, example: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            examples.append(example)
+
+    def reject(self, error: InvalidRecordError) -> None:
+        self.count_skip(error.reason, str(error))
+
+    def skip_lines(self, indent: str) -> list[str]:
+        """The skipped total, then each reason (most frequent first) with its examples."""
+        out = [f"{indent}skipped:    {self.skipped_total:,}"]
+        for reason, count in sorted(self.skipped.items(), key=lambda kv: -kv[1]):
+            out.append(f"{indent}  {reason}: {count:,}")
+            out += [f"{indent}    e.g. {example}" for example in self.examples.get(reason, [])]
+        return out
+
+
 @dataclass
-class ImportSummary:
+class ImportSummary(SkipTally):
     """What an import did: rows read, listens imported, duplicates, skips by reason with the
     first few examples (``file:line: detail``)."""
 
@@ -388,17 +418,6 @@ class ImportSummary:
     seconds: float = 0.0
     bytes_read: int = 0
     extra: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def skipped_total(self) -> int:
-        return sum(self.skipped.values())
-
-    def reject(self, error: InvalidRecordError) -> None:
-        reason = error.reason
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < EXAMPLES_PER_REASON:
-            examples.append(str(error))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -431,12 +450,7 @@ class ImportSummary:
         ]
         for key, value in self.extra.items():
             out.append(f"  {key.replace('_', ' ')}: {value:,}")
-        out.append(f"  skipped:    {self.skipped_total:,}")
-        for reason, count in sorted(self.skipped.items(), key=lambda kv: -kv[1]):
-            out.append(f"    {reason}: {count:,}")
-            for example in self.examples.get(reason, []):
-                out.append(f"      e.g. {example}")
-        return out
+        return out + self.skip_lines("  ")
 
 
 # --- streaming JSON ---------------------------------------------------------------------------

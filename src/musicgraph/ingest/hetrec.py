@@ -29,6 +29,7 @@ from musicgraph.errors import ImportFormatError
 from musicgraph.graph.base import GraphStore
 from musicgraph.graph.identity import normalise
 from musicgraph.graph.models import ArtistListen, ArtistRef, Friendship, Tagging
+from musicgraph.ingest.common import SkipTally
 
 BATCH_SIZE = 5_000
 FILES = (
@@ -45,7 +46,7 @@ def hetrec_user_name(user_id: str | int) -> str:
 
 
 @dataclass
-class HetrecSummary:
+class HetrecSummary(SkipTally):
     """Rows read per file, what was written, and rows skipped with their reasons."""
 
     path: str
@@ -58,12 +59,6 @@ class HetrecSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def skip(self, reason: str, where: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < 3:
-            examples.append(where)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,7 +85,7 @@ class HetrecSummary:
             f"  artist listen edges: {self.artist_listens:,}",
             f"  artist tag edges: {self.taggings:,}",
             f"  friendships (directed): {self.friendships:,}",
-            f"  skipped: {sum(self.skipped.values()):,}",
+            f"  skipped: {self.skipped_total:,}",
         ]
         for reason, n in self.skipped.items():
             out.append(f"    {reason}: {n:,} (e.g. {', '.join(self.examples.get(reason, []))})")
@@ -139,7 +134,7 @@ def _read(directory: Path, summary: HetrecSummary) -> _Parsed:
     for line_no, fields in _rows(directory / "artists.dat", encoding="utf-8", columns=4):
         n += 1
         if len(fields) < 2 or not fields[1].strip():
-            summary.skip("artist without a name", f"artists.dat:{line_no}")
+            summary.count_skip("artist without a name", f"artists.dat:{line_no}")
             continue
         url = fields[2].strip() if len(fields) > 2 and fields[2].strip() else None
         parsed.artists.append((fields[0].strip(), ArtistRef(name=fields[1].strip(), url=url)))
@@ -148,13 +143,13 @@ def _read(directory: Path, summary: HetrecSummary) -> _Parsed:
     for line_no, fields in _rows(directory / "user_artists.dat", encoding="utf-8", columns=3):
         n += 1
         if len(fields) < 3:
-            summary.skip("malformed row", f"user_artists.dat:{line_no}")
+            summary.count_skip("malformed row", f"user_artists.dat:{line_no}")
             continue
         user, artist, weight = (x.strip() for x in fields[:3])
         try:
             count = int(weight)
         except ValueError:
-            summary.skip("weight is not a number", f"user_artists.dat:{line_no}")
+            summary.count_skip("weight is not a number", f"user_artists.dat:{line_no}")
             continue
         parsed.weights.append((user, artist, count, f"user_artists.dat:{line_no}"))
     summary.rows["user_artists.dat"] = n
@@ -162,7 +157,7 @@ def _read(directory: Path, summary: HetrecSummary) -> _Parsed:
     for line_no, fields in _rows(directory / "user_friends.dat", encoding="utf-8", columns=2):
         n += 1
         if len(fields) < 2:
-            summary.skip("malformed row", f"user_friends.dat:{line_no}")
+            summary.count_skip("malformed row", f"user_friends.dat:{line_no}")
             continue
         parsed.friends.append((fields[0].strip(), fields[1].strip()))
     summary.rows["user_friends.dat"] = n
@@ -170,7 +165,7 @@ def _read(directory: Path, summary: HetrecSummary) -> _Parsed:
     for line_no, fields in _rows(directory / "tags.dat", encoding="latin-1", columns=2):
         n += 1
         if len(fields) < 2 or not fields[1].strip():
-            summary.skip("tag without a value", f"tags.dat:{line_no}")
+            summary.count_skip("tag without a value", f"tags.dat:{line_no}")
             continue
         parsed.tags[fields[0].strip()] = fields[1].strip()
     summary.rows["tags.dat"] = n
@@ -178,7 +173,7 @@ def _read(directory: Path, summary: HetrecSummary) -> _Parsed:
     for line_no, fields in _rows(directory / "user_taggedartists.dat", encoding="utf-8", columns=3):
         n += 1
         if len(fields) < 3:
-            summary.skip("malformed row", f"user_taggedartists.dat:{line_no}")
+            summary.count_skip("malformed row", f"user_taggedartists.dat:{line_no}")
             continue
         user, artist, tag_id = (x.strip() for x in fields[:3])
         parsed.tagged.append((user, artist, tag_id, f"user_taggedartists.dat:{line_no}"))
@@ -208,7 +203,7 @@ async def import_hetrec(
     for user, artist, count, where in parsed.weights:
         graph_artist = artist_of.get(artist)
         if graph_artist is None:
-            summary.skip("unknown artist id", where)
+            summary.count_skip("unknown artist id", where)
             continue
         user_ids.add(user)
         weights[(user, graph_artist)] += count
@@ -242,11 +237,11 @@ async def import_hetrec(
     for user, artist, tag_id, where in parsed.tagged:
         graph_artist = artist_of.get(artist)
         if graph_artist is None:
-            summary.skip("tag on an artist not in artists.dat", where)
+            summary.count_skip("tag on an artist not in artists.dat", where)
             continue
         tag = parsed.tags.get(tag_id)
         if tag is None:
-            summary.skip("unknown tag id", where)
+            summary.count_skip("unknown tag id", where)
             continue
         key = normalise(tag)
         display.setdefault(key, tag)

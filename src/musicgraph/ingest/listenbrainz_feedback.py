@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import orjson
 
-from musicgraph.errors import ImportFormatError, InvalidRecordError
+from musicgraph.errors import ImportFormatError
 from musicgraph.events import Event, EventBus
 from musicgraph.graph import identity
 from musicgraph.graph.base import GraphStore
@@ -37,13 +37,13 @@ from musicgraph.ingest.common import (
     BAD_MBID,
     BAD_RECORD,
     BAD_TIMESTAMP,
-    EXAMPLES_PER_REASON,
     IN_FUTURE,
     MAX_CLOCK_SKEW_S,
     MIN_LISTENED_AT,
     ByteMeter,
     InputFile,
     InvalidListenError,
+    SkipTally,
     iter_json_values,
     open_inputs,
     parse_timestamp,
@@ -91,7 +91,7 @@ class Feedback:
 
 
 @dataclass
-class FeedbackSummary:
+class FeedbackSummary(SkipTally):
     """What applying an export's feedback did.
 
     ``loved``/``hated``/``cleared``: ratings this import set to +1, set to -1 or removed.
@@ -109,16 +109,6 @@ class FeedbackSummary:
     unresolved: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def skipped_total(self) -> int:
-        return sum(self.skipped.values())
-
-    def reject(self, error: InvalidRecordError) -> None:
-        self.skipped[error.reason] = self.skipped.get(error.reason, 0) + 1
-        examples = self.examples.setdefault(error.reason, [])
-        if len(examples) < EXAMPLES_PER_REASON:
-            examples.append(str(error))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -146,13 +136,7 @@ class FeedbackSummary:
             f"    unchanged:  {self.unchanged:,} (already rated so, or rated later here)",
             f"    unresolved: {self.unresolved:,} loves/hates name recordings not in your listens",
         ]
-        if self.skipped:
-            out.append(f"    skipped:    {self.skipped_total:,}")
-            for reason, count in sorted(self.skipped.items(), key=lambda kv: -kv[1]):
-                out.append(f"      {reason}: {count:,}")
-                for example in self.examples.get(reason, []):
-                    out.append(f"        e.g. {example}")
-        return out
+        return out + (self.skip_lines("    ") if self.skipped else [])
 
 
 # --- finding and reading ---------------------------------------------------------------------
