@@ -180,6 +180,19 @@ async def test_a_new_listen_changes_hybrid_results_without_a_refit() -> None:
         await engine.stop()
 
 
+def test_a_fit_computes_every_users_vectors_up_front() -> None:
+    """After a fit, every user with listens has their Hybrid vectors kept (no first request
+    pays for them), and answering them adds no entry."""
+    engine = fitted_engine()
+    fit = engine._hybrid
+    assert fit is not None
+    with_listens = int((engine.projection.user_artist.fwd.length > 0).sum())
+    assert len(fit.model._users) == with_listens
+    for user in engine.projection.users.ids:
+        engine.recommend(user, kind="artist", controls=Controls(limit=3))
+    assert len(fit.model._users) == with_listens
+
+
 async def test_a_user_new_since_the_fit_gets_the_hybrid() -> None:
     """A user whose first listens arrive after the fit is scored from their row at once."""
     engine = fitted_engine()

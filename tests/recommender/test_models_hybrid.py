@@ -9,7 +9,13 @@ import pytest
 import scipy.sparse as sp
 
 from musicgraph.recommender.base import TrainingData
-from musicgraph.recommender.hybrid import Hybrid, _ByLength, _normalise_rows
+from musicgraph.recommender.hybrid import (
+    Hybrid,
+    _ByLength,
+    _normalise_rows,
+    _UserCache,
+    _UserVectors,
+)
 
 # Items 0-2 rock, 3-5 jazz, item 6 a rock artist nobody has listened to (tagged only).
 PLAYS = sp.csr_matrix(
@@ -279,3 +285,69 @@ def test_rows_stored_by_length_give_the_same_products() -> None:
     np.testing.assert_allclose(stored.dot(x), m @ x, rtol=1e-12, atol=0)
     for i in (0, 7, 299):
         assert (stored.m[stored.rank[i]] != m[i]).nnz == 0
+
+
+def _random_fit(seed: int = 0) -> tuple[Hybrid, sp.csr_matrix]:
+    rng = np.random.default_rng(seed)
+    plays = sp.csr_matrix(
+        rng.integers(1, 20, (40, 30)) * (rng.random((40, 30)) < 0.3), dtype=np.float64
+    )
+    tags = sp.csr_matrix(rng.integers(1, 5, (30, 8)) * (rng.random((30, 8)) < 0.4), dtype=float)
+    model = Hybrid(l2=5.0, factors=4, w_als=1.0, als_factors=4, als_regularization=1.0)
+    model.fit(TrainingData(user_items=plays, item_tags=tags))
+    return model, plays
+
+
+def test_kept_user_vectors_score_as_fresh_ones_and_a_changed_row_is_scored_anew() -> None:
+    """A user's second request reuses the vectors the first computed (one cache entry) and
+    scores the same; after a listen changes the row, the new row is scored, not the kept one."""
+    model, plays = _random_fit()
+    for user in range(plays.shape[0]):
+        row = plays[user]
+        first = model.score_one(row.indices, row.data)
+        kept = len(model._users)
+        again = model.score_one(row.indices, row.data)
+        assert len(model._users) == kept  # answered from the kept vectors
+        np.testing.assert_array_equal(again, first)
+        np.testing.assert_allclose(first, model.score_rows(row)[0], rtol=1e-4, atol=1e-4)
+    # user 0 plays an artist they had not heard: a new row, new vectors, the batch scores
+    changed = plays[0].toarray()
+    new_item = int(np.flatnonzero(changed[0] == 0)[0])
+    changed[0, new_item] = 7.0
+    row = sp.csr_matrix(changed)
+    before = len(model._users)
+    got = model.score_one(row.indices, row.data)
+    assert len(model._users) == before + 1
+    expected = model.score_rows(row)[0]
+    unheard = np.setdiff1d(np.arange(plays.shape[1]), row.indices)
+    np.testing.assert_allclose(got[unheard], expected[unheard], rtol=1e-4, atol=1e-4)
+
+
+def test_user_cache_keeps_its_byte_bound_dropping_the_least_recently_used() -> None:
+    """Past its bound the cache drops the entry used longest ago; a lookup counts as a use."""
+
+    def vectors(size: int) -> _UserVectors:
+        return _UserVectors(np.zeros(1, dtype=np.float32), None, None, None, None, size)
+
+    cache = _UserCache(max_bytes=3 * 101)
+    for key in (b"a", b"b", b"c"):
+        assert cache.put(key, vectors(100))
+    assert cache.get(b"a") is not None  # a is now the most recent
+    assert cache.put(b"d", vectors(100))
+    assert cache.get(b"b") is None  # the least recently used went
+    assert all(cache.get(k) is not None for k in (b"a", b"c", b"d"))
+    assert cache.bytes <= cache.max_bytes and len(cache) == 3
+    assert not cache.put(b"huge", vectors(10_000))  # larger than the whole cache
+    assert len(cache) == 3
+
+
+def test_warming_users_stops_at_the_cache_bound() -> None:
+    """warm_users keeps every row while they fit, and stops before evicting its own."""
+    model, plays = _random_fit(1)
+    rows = [(plays[u].indices.astype(np.int64), plays[u].data) for u in range(plays.shape[0])]
+    assert model.warm_users(rows) == sum(1 for r in rows if r[0].size)
+    one = model._users.bytes / len(model._users)
+    model._users = _UserCache(int(one * 10))
+    kept = model.warm_users(rows)
+    assert 5 <= kept < len(rows) and kept == len(model._users)  # none of its own evicted
+    assert model._users.bytes <= model._users.max_bytes

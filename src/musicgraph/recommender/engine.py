@@ -64,7 +64,7 @@ import importlib.util
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -885,6 +885,8 @@ class RecommendationEngine:
                 self.hybrid_rerank_resamples,
             )
         )
+        if self._hybrid is not None:
+            self._warm_hybrid(self._hybrid)
 
     def _hybrid_params(self) -> dict[str, Any]:
         return dict(self.hybrid_params) if self.hybrid_params is not None else hybrid_params()
@@ -929,6 +931,7 @@ class RecommendationEngine:
                 artists=fitted[0].n_artists,
                 ms=round(fitted[1], 1),
             )
+            await asyncio.to_thread(self._warm_hybrid, fitted[0])
             if self.hybrid_rerank == "auto":
                 self._train_reranker_in_background(data, params)
 
@@ -1053,13 +1056,8 @@ class RecommendationEngine:
         tag filters or a novelty penalty the order is final, so only the best ``limit`` + heard
         items go on to the controls (with a re-ranker, its candidates when they are enough)."""
         p = self.projection
-        n = fit.n_artists
         rel = p.user_artist.fwd
-        cols = rel.row(user).astype(np.int64)
-        w = rel.row_weights(user).astype(np.float64)
-        keep = (cols < n) & (w > 0)
-        if not keep.all():
-            cols, w = cols[keep], w[keep]
+        cols, w = self._hybrid_row(fit, user)
         f_items = f_plays = f_slot = None
         n_friends = 0
         if user < p.friends.n_rows and p.friends.length[user] > 0:
@@ -1101,6 +1099,38 @@ class RecommendationEngine:
         else:
             items = np.flatnonzero(scores > 0).astype(np.int64)
         return items, scores[items]
+
+    def _hybrid_row(self, fit: _HybridFit, user: int) -> tuple[IntArray, FloatArray]:
+        """The user's artists known to the fit and their play counts, as the Hybrid scores them."""
+        rel = self.projection.user_artist.fwd
+        cols = rel.row(user).astype(np.int64)
+        w = rel.row_weights(user).astype(np.float64)
+        keep = (cols < fit.n_artists) & (w > 0)
+        if not keep.all():
+            cols, w = cols[keep], w[keep]
+        return cols, w
+
+    def _warm_hybrid(self, fit: _HybridFit) -> None:
+        """Compute every user's Hybrid vectors now (:meth:`Hybrid.warm_users`, as many as its
+        cache holds), so that a user's first request after a fit does not pay for them. Runs in
+        a worker thread in the server while events apply: a row read mid-change only makes an
+        entry no request asks for (entries are keyed by the row they were computed from)."""
+        t0 = time.perf_counter()
+        n_users = min(fit.n_users, self.projection.user_artist.fwd.n_rows)
+
+        def rows() -> Iterator[tuple[IntArray, FloatArray]]:
+            for user in range(n_users):
+                try:
+                    yield self._hybrid_row(fit, user)
+                except (IndexError, ValueError):  # the pool moved under a concurrent change
+                    continue
+
+        kept = fit.model.warm_users(rows())
+        log.debug(
+            "recommender.hybrid_users_warmed",
+            users=kept,
+            ms=round((time.perf_counter() - t0) * 1000, 1),
+        )
 
     def add_user(self, user_id: str) -> None:
         """Make a user without any edges known (a new account), so that ``recommend`` answers
