@@ -115,7 +115,7 @@ _COMPONENTS = ("ease", "svd", "als", "als2", "friends", "tag_knn", "tag_profile"
 class _AlsServing:
     """One ALS model's arrays for folding a user in (see :meth:`Hybrid._als_fold_in`)."""
 
-    items: F32  # items x factors
+    items_t: F32  # factors x items (see _Serving.svd_t for why transposed)
     yty: FloatArray  # factors x factors: Y^T Y + regularization I
     alpha: float
     length_norm: FloatArray  # bm25 length normalisation per item (training plays)
@@ -128,7 +128,7 @@ class _AlsServing:
         plays = a._item_plays if a._item_plays is not None else np.ones(y.shape[0])
         mean_plays = float(plays.mean()) or 1.0
         return cls(
-            items=np.ascontiguousarray(y, dtype=np.float32),
+            items_t=np.ascontiguousarray(y.T, dtype=np.float32),
             yty=y.T @ y + a.regularization * np.eye(y.shape[1]),
             alpha=a.alpha,
             length_norm=(1.0 - BM25_B) + BM25_B * plays / mean_plays,
@@ -170,7 +170,10 @@ class _Serving:
     ease_w: F32  # items x rows(Z): Z^T M, so x Z^T M is a sum of the user's rows
     ease_zt: _ByLength  # items x rows(Z): Z^T (float32)
     ease_factor: F32  # 1 / (l2 diag(P))
-    svd_items: F32 | None  # items x factors
+    # factors x items: a user's scores are the vector times this matrix, which BLAS reads
+    # 20-30% faster than items x factors times the vector (HetRec, 64 factors: 145 vs 204 us
+    # with cold caches)
+    svd_t: F32 | None
     svd_scale: F32
     tag_sim: sp.csr_matrix | None  # items x items (row i: what listening to i adds)
     tag_vec: _ByLength | None  # items x tags, unit rows
@@ -622,7 +625,7 @@ class Hybrid(DenseScoringMixin):
             ease_w=ease_w,
             ease_zt=_ByLength.of(zt),
             ease_factor=(1.0 / (e.l2 * e._diag_p)).astype(np.float32),
-            svd_items=np.ascontiguousarray(c.svd_items, dtype=np.float32) if self.w_svd else None,
+            svd_t=np.ascontiguousarray(c.svd_items.T, dtype=np.float32) if self.w_svd else None,
             svd_scale=c.svd_scale.astype(np.float32),
             tag_sim=tag_sim,
             tag_vec=None
@@ -637,7 +640,7 @@ class Hybrid(DenseScoringMixin):
         """One user's ALS factors by the normal equations implicit solves (confidence
         ``alpha * w`` on the model's weighting of the plays)."""
         if s.weighting == "bm25":
-            idf = np.log(max(s.items.shape[0], 1)) - np.log1p(items.size)
+            idf = np.log(max(s.items_t.shape[1], 1)) - np.log1p(items.size)
             w = plays * (BM25_K1 + 1.0) / (BM25_K1 * s.length_norm[items] + plays) * idf
         elif s.weighting == "log":
             w = np.log1p(plays)
@@ -646,7 +649,7 @@ class Hybrid(DenseScoringMixin):
         else:
             w = plays
         conf = s.alpha * w
-        y = s.items[items].astype(np.float64)
+        y = s.items_t[:, items].T.astype(np.float64)
         a = s.yty + (y.T * (conf - 1.0)) @ y
         b = y.T @ conf
         return np.asarray(np.linalg.solve(a, b))
@@ -663,8 +666,8 @@ class Hybrid(DenseScoringMixin):
         s = self._serving
         assert s is not None
         svd = None
-        if self.w_svd and s.svd_items is not None:
-            svd = s.svd_scale[items] @ s.svd_items[items]
+        if self.w_svd and s.svd_t is not None:
+            svd = s.svd_t[:, items] @ s.svd_scale[items]
         als = als2 = None
         if self.w_als and s.als is not None:
             als = self._als_fold_in(s.als, items, plays).astype(np.float32)
@@ -747,15 +750,15 @@ class Hybrid(DenseScoringMixin):
         ease *= s.ease_factor
         ease[items] += 1.0
         if u.svd is not None:
-            assert s.svd_items is not None
-            np.matmul(s.svd_items, u.svd, out=row("svd", self.w_svd))
+            assert s.svd_t is not None
+            np.matmul(u.svd, s.svd_t, out=row("svd", self.w_svd))
         for name, weight, als, user in (
             ("als", self.w_als, s.als, u.als),
             ("als2", self.w_als2, s.als2, u.als2),
         ):
             if user is not None:
                 assert als is not None
-                np.matmul(als.items, user, out=row(name, weight))
+                np.matmul(user, als.items_t, out=row(name, weight))
         if self.w_friends and friend_items is not None and friend_items.size:
             assert friend_plays is not None and friend_slot is not None
             logs = np.log1p(np.asarray(friend_plays, dtype=np.float64))
