@@ -82,7 +82,9 @@ from musicgraph.recommender.scoring import (
     BM25_K1,
     DenseScoringMixin,
     NotFittedError,
+    kernel_csr,
     mask_rows,
+    matvec,
     reweight,
     row_normalise,
     similar_from_column,
@@ -154,11 +156,12 @@ class _ByLength:
         order = np.argsort(np.diff(csr.indptr), kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
-        return cls(sp.csr_matrix(csr[order]), rank.astype(np.int64))
+        return cls(kernel_csr(sp.csr_matrix(csr[order]), csr.dtype), rank.astype(np.int64))
 
     def dot(self, x: npt.NDArray[Any], out: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
-        """``m @ x`` in the original row order (into ``out`` when given)."""
-        result: npt.NDArray[Any] = np.take(self.m @ x, self.rank, out=out)
+        """``m @ x`` in the original row order (into ``out`` when given), in the matrix's
+        dtype."""
+        result: npt.NDArray[Any] = np.take(matvec(self.m, x), self.rank, out=out)
         return result
 
 

@@ -38,6 +38,7 @@ from musicgraph.errors import RecommenderError
 from musicgraph.graph.models import ItemKind
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
 from musicgraph.recommender.projection import DynamicCSR, Projection
+from musicgraph.recommender.scoring import kernel_csr, matvec
 
 _TYPES = ("listen", "tag", "similar", "playlist")
 
@@ -366,42 +367,15 @@ def _inv(d: npt.ArrayLike) -> FloatArray:
     return out
 
 
-def _matvec(m: sp.csr_matrix, x: FloatArray) -> FloatArray:
-    """``m @ x`` for a float64 CSR; for vectors it calls scipy's kernel directly, skipping the
-    ~40 µs of checks ``@`` adds per call (that overhead dominates on a HetRec-sized graph)."""
-    if x.ndim == 1 and _csr_matvec is not None:
-        y = np.zeros(m.shape[0], dtype=m.dtype)
-        _csr_matvec(
-            m.shape[0], m.shape[1], m.indptr, m.indices, m.data, x.astype(m.dtype, copy=False), y
-        )
-        return y
-    out: FloatArray = m @ x
-    return out
-
-
-try:  # a private scipy module, stable since scipy 0.x; fall back to ``@`` without it
-    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
-except ImportError:  # pragma: no cover
-    _csr_matvec = None
-
-
 def _binary_csr(m: DynamicCSR, n_cols: int, dtype: npt.DTypeLike) -> sp.csr_matrix:
     c = m.to_csr()
-    return _as_kernel_csr(
+    return kernel_csr(
         sp.csr_matrix((np.ones(c.nnz), c.indices, c.indptr), shape=(c.shape[0], n_cols)), dtype
     )
 
 
-def _as_kernel_csr(m: sp.csr_matrix, dtype: npt.DTypeLike) -> sp.csr_matrix:
-    """One data dtype and one index dtype (int32 when it fits), as scipy's kernel wants."""
-    idx = np.int32 if m.nnz < 2**31 - 1 and max(m.shape) < 2**31 - 1 else np.int64
-    return sp.csr_matrix(
-        (m.data.astype(dtype), m.indices.astype(idx), m.indptr.astype(idx)), shape=m.shape
-    )
-
-
 def _t(m: sp.csr_matrix) -> sp.csr_matrix:
-    return _as_kernel_csr(sp.csr_matrix(m.T), m.dtype)
+    return kernel_csr(sp.csr_matrix(m.T), m.dtype)
 
 
 class ExactOperator:
@@ -479,22 +453,22 @@ class ExactOperator:
             return v if x.ndim == 1 else v[:, None]
 
         if x.ndim == 1 and self.listen_only and self.w.listen > 0:
-            return _matvec(self.AT_u, _matvec(self.A_l, x))
+            return matvec(self.AT_u, matvec(self.A_l, x))
         y = np.zeros(x.shape, dtype=self.dtype)
         if self.w.listen > 0:
-            z = _matvec(self.A, x * c(self.l_in))
+            z = matvec(self.A, x * c(self.l_in))
             if self.FT is not None:
                 moved = z * c(self.f)
-                z = z - moved + _matvec(self.FT, moved * c(self.inv_fdeg))
-            y += _matvec(self.AT, z * c(self.inv_user_items))
+                z = z - moved + matvec(self.FT, moved * c(self.inv_fdeg))
+            y += matvec(self.AT, z * c(self.inv_user_items))
         if self.G is not None:
-            t = _matvec(self.GT, x * c(self.t_in))
-            y += _matvec(self.G, t * c(self.inv_tag_items))
+            t = matvec(self.GT, x * c(self.t_in))
+            y += matvec(self.G, t * c(self.inv_tag_items))
         if self.ST is not None:
-            y += _matvec(self.ST, x * c(self.s_in))
+            y += matvec(self.ST, x * c(self.s_in))
         if self.P is not None:
-            q = _matvec(self.P, x * c(self.p_in))
-            y += _matvec(self.PT, q * c(self.inv_pl_items))
+            q = matvec(self.P, x * c(self.p_in))
+            y += matvec(self.PT, q * c(self.inv_pl_items))
         return y
 
 
