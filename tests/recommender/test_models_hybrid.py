@@ -16,6 +16,7 @@ from musicgraph.recommender.hybrid import (
     _UserCache,
     _UserVectors,
 )
+from musicgraph.recommender.scoring import kernel_csr, rows_sum
 
 # Items 0-2 rock, 3-5 jazz, item 6 a rock artist nobody has listened to (tagged only).
 PLAYS = sp.csr_matrix(
@@ -351,3 +352,22 @@ def test_warming_users_stops_at_the_cache_bound() -> None:
     kept = model.warm_users(rows)
     assert 5 <= kept < len(rows) and kept == len(model._users)  # none of its own evicted
     assert model._users.bytes <= model._users.max_bytes
+
+
+def test_rows_sum_adds_exactly_the_wanted_rows() -> None:
+    """rows_sum equals summing the gathered rows, whatever their order in the matrix, with
+    repeated and empty rows, in float32 and float64, and leaves nothing of an earlier sum."""
+    rng = np.random.default_rng(9)
+    lengths = rng.choice([0, 1, 2, 5, 30], size=200)
+    rows = np.repeat(np.arange(200), lengths)
+    m = sp.csr_matrix(
+        (rng.random(rows.size), (rows, rng.integers(0, 80, rows.size))), shape=(200, 80)
+    )
+    for dtype in (np.float32, np.float64):
+        k = kernel_csr(m, dtype)
+        out = np.full(80, 7.0, dtype=dtype)  # garbage from an earlier use
+        for wanted in ([3, 150, 7, 7, 199, 0], [int(np.argmin(lengths))], []):
+            idx = np.array(wanted, dtype=np.int64)
+            expected = np.asarray(m[idx].sum(axis=0)).ravel() if idx.size else np.zeros(80)
+            rows_sum(k, idx, out)
+            np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)

@@ -87,6 +87,7 @@ from musicgraph.recommender.scoring import (
     matvec,
     reweight,
     row_normalise,
+    rows_sum,
     similar_from_column,
 )
 
@@ -178,7 +179,7 @@ class _Serving:
     # with cold caches)
     svd_t: F32 | None
     svd_scale: F32
-    tag_sim: sp.csr_matrix | None  # items x items (row i: what listening to i adds)
+    tag_sim: sp.csr_matrix | None  # items x items (row i: what listening to i adds), float32
     tag_vec: _ByLength | None  # items x tags, unit rows
     als: _AlsServing | None
     als2: _AlsServing | None
@@ -621,7 +622,11 @@ class Hybrid(DenseScoringMixin):
         zt = sp.csr_matrix(e._z.T, dtype=np.float64)
         ease_w = np.asarray(zt @ e._m, dtype=np.float32)
         zt = sp.csr_matrix(zt, dtype=np.float32)
-        tag_sim = None if c.tag_similarity is None else sp.csr_matrix(c.tag_similarity)
+        tag_sim = (
+            None
+            if c.tag_similarity is None
+            else kernel_csr(sp.csr_matrix(c.tag_similarity), np.float32)
+        )
         self._users = _UserCache(self._users.max_bytes)
         self._serving = _Serving(
             n_items=int(c.binary.shape[1]),
@@ -771,11 +776,7 @@ class Hybrid(DenseScoringMixin):
                 friend_items, weights=norm, minlength=n
             )[:n]
         if self.w_tag_knn and s.tag_sim is not None:
-            m = s.tag_sim
-            ones = np.ones(items.size)
-            row("tag_knn", self.w_tag_knn)[:] = _gather_sum(
-                m.indptr, m.indices, m.data, items, ones, n
-            )
+            rows_sum(s.tag_sim, items, row("tag_knn", self.w_tag_knn))
         if u.profile is not None:
             assert s.tag_vec is not None
             vector = np.zeros(s.tag_vec.m.shape[1], dtype=np.float32)

@@ -7,7 +7,7 @@ numpy/scipy), and :class:`DenseScoringMixin` turns that into the ``recommend`` /
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -171,9 +171,10 @@ def similar_from_column(column: FloatArray, item: int, n: int) -> tuple[IntArray
 
 
 try:  # a private scipy module, stable since scipy 0.x; fall back to ``@`` without it
+    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
     from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
 except ImportError:  # pragma: no cover
-    _csr_matvec = None
+    _csr_matvec = _csc_matvec = None
 
 
 def matvec(m: sp.csr_matrix, x: FloatArray) -> FloatArray:
@@ -196,3 +197,29 @@ def kernel_csr(m: sp.csr_matrix, dtype: npt.DTypeLike) -> sp.csr_matrix:
     return sp.csr_matrix(
         (m.data.astype(dtype), m.indices.astype(idx), m.indptr.astype(idx)), shape=m.shape
     )
+
+
+def rows_sum(m: sp.csr_matrix, rows: IntArray, out: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``out[:] = m[rows].sum(axis=0)`` for a :func:`kernel_csr` ``m`` (``out`` in its dtype;
+    ``rows`` may repeat), without gathering the rows: scipy's kernel for a CSC matrix times a
+    vector, handed the CSR's arrays (so its columns are the CSR's rows) and, as column pointers,
+    each wanted row's start and end in turn, times 1 (and 0 for the columns in between, each
+    from one wanted row's end to the next one's start). Taking the rows by descending start makes
+    every in-between range empty, so the kernel reads the wanted rows' entries and nothing else;
+    a dozen numpy calls fewer than a gather and a bincount."""
+    out.fill(0)
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return out
+    if _csc_matvec is None:  # pragma: no cover - a scipy that moved its kernels
+        out[:] = np.asarray(m[rows].sum(axis=0)).ravel()
+        return out
+    starts = m.indptr[rows]
+    order = np.argsort(-starts, kind="stable")
+    bounds = np.empty(2 * rows.size, dtype=m.indptr.dtype)
+    bounds[0::2] = starts[order]
+    bounds[1::2] = m.indptr[rows + 1][order]
+    x = np.zeros(bounds.size - 1, dtype=m.dtype)
+    x[0::2] = 1
+    _csc_matvec(m.shape[1], x.size, bounds, m.indices, m.data, x, out)
+    return out
