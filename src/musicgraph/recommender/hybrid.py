@@ -697,6 +697,10 @@ class Hybrid(DenseScoringMixin):
         self._users.put(key, vectors)
         return vectors
 
+    def forget_users(self) -> None:
+        """Drop every kept user vector (the next request of each user computes them again)."""
+        self._users = _UserCache(self._users.max_bytes)
+
     def warm_users(self, rows: Iterable[tuple[IntArray, FloatArray]]) -> int:
         """Compute and keep the user vectors of ``rows`` (as :meth:`score_one` takes them), until
         the cache is full; returns how many it keeps. The engine calls it once per fit, in the
