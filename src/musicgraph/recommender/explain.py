@@ -309,10 +309,21 @@ def explain(
                 members = np.flatnonzero(group == k)
                 speaker[:, k] = members[np.argmax(ranked_seeds[:, members], axis=1)]
     n_k = by_origin.shape[1]
-    order = np.argsort(-by_origin, axis=1, kind="stable")[:, : min(max_reasons, n_k)]
+    # each item's best origins, best first, ties to the first origin (a stable sort's order):
+    # argmax, which returns the first of equal maxima, asked again with the found ones taken
+    # out (for 3 of 50 origins a third of a sort's cost)
+    picks = min(max_reasons, n_k)
+    order = np.empty((n_r, picks), dtype=np.int64)
+    best = np.empty((n_r, picks))
+    left = by_origin.copy()
+    all_r = np.arange(n_r)
+    for j in range(picks):
+        order[:, j] = k = left.argmax(axis=1)
+        best[:, j] = left[all_r, k]
+        if j + 1 < picks:
+            left[all_r, k] = -np.inf
     # the shown (item, origin) pairs, item by item, best first: every origin that gave the item
     # something, and the best one even when none did
-    best = by_origin[np.arange(n_r)[:, None], order]
     shown = best > 0
     shown[:, 0] = True
     pr, pj = np.nonzero(shown)

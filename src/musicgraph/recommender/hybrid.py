@@ -801,18 +801,22 @@ class Hybrid(DenseScoringMixin):
         items are set aside while the rows are summed (so their large scores do not swamp the
         others' in float32: BLAS sums, relative error about 1e-6), then put back."""
         n_unheard = block.shape[1] - items.size
-        saved = block[:, items]
+        # the heard entries of every row as flat positions (one take and put, not 2-d indexing)
+        at = (np.arange(block.shape[0])[:, None] * block.shape[1] + items).ravel()
+        assert block.flags.c_contiguous  # so that ``flat`` is a view
+        flat = block.reshape(-1)
+        saved = flat.take(at)
         if self.scale == "std":
-            block[:, items] = 0.0
+            flat.put(at, 0.0)
             m = max(n_unheard, 1)
             mean = (block @ np.ones(block.shape[1], dtype=np.float32)).astype(np.float64) / m
             squares = np.array([np.dot(r, r) for r in block], dtype=np.float64)
             var = squares / m - mean * mean
             stat = np.sqrt(np.maximum(var, 0.0)) if n_unheard > 0 else np.zeros(len(block))
         else:
-            block[:, items] = -np.inf
+            flat.put(at, -np.inf)
             stat = block.max(axis=1).astype(np.float64)
-        block[:, items] = saved
+        flat.put(at, saved)
         ok = np.isfinite(stat) & (stat > 0)
         return np.where(ok, stat, 1.0)
 

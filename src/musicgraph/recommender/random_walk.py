@@ -148,12 +148,16 @@ class WalkGraph:
 
     def degree(self, w: TypeWeights, rows: IntArray | None = None) -> IntArray:
         """Typed degree of every (or each given) item: the edges a walk may leave it by."""
-        d = self._deg(self.item_user, rows) * (w.listen > 0)
-        d = d + self._deg(self.item_tag, rows) * (w.tag > 0)
-        d = d + self._deg(self.similar, rows) * (w.similar > 0)
-        if self.item_playlist is not None and w.playlist > 0:
-            d = d + self._deg(self.item_playlist, rows)
-        return d
+        d: IntArray | None = None
+        for m, weight in (
+            (self.item_user, w.listen),
+            (self.item_tag, w.tag),
+            (self.similar, w.similar),
+            (self.item_playlist, w.playlist),
+        ):
+            if weight > 0 and m is not None:  # a type the walk never takes adds no degree
+                d = self._deg(m, rows) if d is None else d + self._deg(m, rows)
+        return d if d is not None else self._deg(None, rows)
 
     def max_degree(self, w: TypeWeights) -> float:
         """The largest typed degree (Pixie's C = log of it); cached per graph version."""
