@@ -379,7 +379,8 @@ def test_cli_recommend_and_similar(tmp_path: Path, capsys: pytest.CaptureFixture
         out = json.loads(capsys.readouterr().out)
         assert out["method"] == "exact-ppr"
         assert {i["item_id"] for i in out["items"]} == {ids_["Rock 2"], ids_["Rock 3"]}
-        assert out["items"][0]["reasons"]
+        reason = out["items"][0]["reasons"][0]
+        assert reason["seed_kind"] == "track" and reason["evidence"] and 0 < reason["share"] <= 1
         assert main(["similar", ids_["Jazz 0"], "--db", str(db), "--json", "--limit", "2"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert {i["item_id"] for i in out["items"]} == {ids_["Jazz 1"], ids_["Jazz 2"]}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 import pytest
 
@@ -130,7 +128,8 @@ def test_fast_reason_is_an_ordinary_reason() -> None:
     """A Reason made by the fast constructor equals, hashes and converts like Reason(...)."""
     fast = ex._reason("a1", "artist", 0.5, "why", 3, ("rock",), 0, 1)
     slow = Reason("a1", "artist", 0.5, "why", 3, ("rock",), 0, 1)
-    assert fast == slow and hash(fast) == hash(slow) and asdict(fast) == asdict(slow)
+    assert fast == slow and hash(fast) == hash(slow) and fast._asdict() == slow._asdict()
+    assert type(fast) is Reason and fast.share == 0.5 and fast.shared_tags == ("rock",)
     with pytest.raises(AttributeError):
         fast.share = 1.0  # type: ignore[misc]
 

@@ -4,6 +4,7 @@ attributes skip graphql-core's resolver machinery, without changing any answer o
 from __future__ import annotations
 
 import asyncio
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -336,16 +337,15 @@ def test_direct_resolvers_answer_and_fail_as_strawberry_does() -> None:
 def test_the_engines_reasons_answer_for_the_graphql_reason_type() -> None:
     """Every plain field of the GraphQL ``Reason`` is an attribute of the engine's ``Reason`` of
     a type the field accepts, so the engine's objects are served without copying."""
-    import dataclasses
-
     from musicgraph.recommender.explain import Reason as EngineReason
     from musicgraph.schema.types.recommendation import Reason
 
-    engine_fields = {f.name: f.type for f in dataclasses.fields(EngineReason)}
+    hints = typing.get_type_hints(EngineReason)
+    engine_fields = {name: hints[name] for name in EngineReason._fields}
     graphql_fields = {
         f.python_name: f for f in Reason.__strawberry_definition__.fields if not f.base_resolver
     }
     assert set(graphql_fields) == set(engine_fields)
-    same = {"str": str, "float": float, "int": int, "tuple[str, ...]": list[str]}
+    same: dict[object, object] = {str: str, float: float, int: int, tuple[str, ...]: list[str]}
     for name, annotation in engine_fields.items():
-        assert same[str(annotation)] == graphql_fields[name].type, name
+        assert same[annotation] == graphql_fields[name].type, name

@@ -43,7 +43,10 @@ def _print_result(
     result: Any, names: dict[str, str], *, explain: bool, as_json: bool, title: str
 ) -> None:
     if as_json:
-        print(json.dumps(asdict(result), indent=2, default=str))
+        doc = asdict(result)
+        for item in doc["items"]:  # reasons are named tuples: objects, not arrays
+            item["reasons"] = [r._asdict() for r in item["reasons"]]
+        print(json.dumps(doc, indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -37,9 +37,11 @@ from musicgraph.recommender.random_walk import WalkParams, WalkResult
 F32 = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class Reason:
-    """One seed's part in a recommendation (the GraphQL ``Reason`` type maps this one-to-one)."""
+class Reason(NamedTuple):
+    """One seed's part in a recommendation (the GraphQL ``Reason`` type maps this one-to-one).
+
+    A named tuple: an answer holds some 80 of them, and a tuple is built in a quarter of the time
+    a frozen dataclass takes (0.12 against 0.43 us even with its ``__dict__`` set at once)."""
 
     seed_id: str
     seed_kind: str  # "track" | "artist" | "tag" | "friend" | "playlist"
@@ -51,8 +53,7 @@ class Reason:
     playlists: int = 0
 
 
-_new = object.__new__
-_set = object.__setattr__
+_tuple = tuple.__new__
 
 
 def _reason(
@@ -65,23 +66,10 @@ def _reason(
     friends: int,
     playlists: int,
 ) -> Reason:
-    """``Reason(...)`` without the frozen dataclass's eight ``object.__setattr__`` calls (its
-    ``__dict__`` set at once: 0.6 instead of 1.4 µs, and an answer holds some 80 of them). The
-    result is an ordinary ``Reason`` (same fields, equality, hash, ``asdict``)."""
-    r: Reason = _new(Reason)
-    _set(
-        r,
-        "__dict__",
-        {
-            "seed_id": seed_id,
-            "seed_kind": seed_kind,
-            "share": share,
-            "evidence": evidence,
-            "shared_listeners": shared_listeners,
-            "shared_tags": shared_tags,
-            "friends": friends,
-            "playlists": playlists,
-        },
+    """``Reason(...)`` with every field given, without the keyword handling of its ``__new__``."""
+    r: Reason = _tuple(
+        Reason,
+        (seed_id, seed_kind, share, evidence, shared_listeners, shared_tags, friends, playlists),
     )
     return r
 
@@ -383,8 +371,8 @@ def explain(
             ids_l, kinds, labs, i_names, n_shared, tags, n_pl, strict=True
         )
     ]
-    reasons = [
-        _reason(sid, k, sh, ev, n, tg, 0, pl)
+    reasons: list[Reason] = [
+        _tuple(Reason, (sid, k, sh, ev, n, tg, 0, pl))
         for sid, k, sh, ev, n, tg, pl in zip(
             ids_l, kinds, shares, evidence, n_shared, tags, n_pl, strict=True
         )
