@@ -44,8 +44,11 @@ def _print_result(
 ) -> None:
     if as_json:
         doc = asdict(result)
-        for item in doc["items"]:  # reasons are named tuples: objects, not arrays
-            item["reasons"] = [r._asdict() for r in item["reasons"]]
+        # items and their reasons are named tuples: objects, not arrays
+        doc["items"] = [
+            {**item._asdict(), "reasons": [r._asdict() for r in item.reasons]}
+            for item in result.items
+        ]
         print(json.dumps(doc, indent=2, default=str))
         return
     from rich.console import Console

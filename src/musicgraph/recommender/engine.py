@@ -67,7 +67,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -144,8 +144,10 @@ class Controls:
     explain: bool = True
 
 
-@dataclass(frozen=True)
-class Recommendation:
+class Recommendation(NamedTuple):
+    """One recommended item (a named tuple: built 20 times an answer, at a quarter of a frozen
+    dataclass's cost)."""
+
     item_id: str
     kind: ItemKind
     score: float
@@ -425,8 +427,9 @@ class RecommendationEngine:
         else:
             reasons = [()] * top_items.size
         ids = p.items(kind).ids
-        recs = tuple(
-            Recommendation(ids[i], kind, s, r)
+        new = tuple.__new__
+        recs: tuple[Recommendation, ...] = tuple(
+            new(Recommendation, (ids[i], kind, s, r))
             for i, s, r in zip(top_items.tolist(), top_scores.tolist(), reasons, strict=True)
         )
         self._requests += 1
