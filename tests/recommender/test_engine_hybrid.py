@@ -9,7 +9,12 @@ import scipy.sparse as sp
 
 from musicgraph.events import Event
 from musicgraph.recommender.base import TrainingData
-from musicgraph.recommender.engine import Controls, RecommendationEngine, _top_positive
+from musicgraph.recommender.engine import (
+    Controls,
+    RecommendationEngine,
+    _best_positions,
+    _top_positive,
+)
 from musicgraph.recommender.hybrid import Hybrid
 from musicgraph.recommender.projection import Projection
 
@@ -275,3 +280,45 @@ def test_top_positive_matches_a_full_sort() -> None:
         positive = np.flatnonzero(scores > 0)
         expected = positive[np.argsort(-scores[positive])][:k]
         assert set(_top_positive(scores, k).tolist()) == set(expected.tolist())
+
+
+def test_best_positions_pick_what_a_full_sort_picks_ties_included() -> None:
+    """Sorting _best_positions' picks by (score desc, item) gives the first k of sorting every
+    item so: with ties at the k-th score (a walk's visit counts tie often), scores that are all
+    negative, k beyond the item count and k = 0."""
+    rng = np.random.default_rng(5)
+    for trial in range(80):
+        n = int(rng.integers(1, 4000))
+        scores = rng.integers(0, 40, n).astype(np.float64)  # many ties
+        if trial % 4 == 1:
+            scores = rng.standard_normal(n) * 1e3
+        elif trial % 4 == 2:
+            scores = -np.abs(scores) - 1.0  # nothing positive
+        items = rng.permutation(n * 2)[:n]  # ties broken by item id, not position
+        k = int(rng.integers(0, 300))
+        everything = np.lexsort((items, -scores))[:k]
+        picked = _best_positions(scores, k)
+        if k < n:
+            assert picked.size >= k
+        ordered = picked[np.lexsort((items[picked], -scores[picked]))][:k]
+        assert ordered.tolist() == everything.tolist(), trial
+
+
+def test_popularity_divisors_follow_a_new_listener() -> None:
+    """The kept per-item divisors (listeners + 1) ** penalty are computed again once a listen
+    gives an artist another listener, and are the same as computed for a few items directly."""
+    engine = RecommendationEngine(two_scenes(), clock=lambda: NOW, hybrid=False)
+    p = engine.projection
+    artists = np.arange(p.n_items("artist"))
+    listeners = p.listened("artist").rev.length[artists].astype(np.float64)
+    before = engine._popularity_divisors("artist", artists, 0.5)
+    np.testing.assert_allclose(before, (listeners + 1.0) ** 0.5)
+    j5 = p.artists.get("J5")
+    assert j5 is not None
+    me = p.users.get("me")
+    assert me is not None and j5 not in p.user_artist.fwd.row(me).tolist()
+    p.apply_listens("me", [("j5-0", NOW, False)])
+    after = engine._popularity_divisors("artist", artists, 0.5)
+    assert after[j5] == pytest.approx((listeners[j5] + 2.0) ** 0.5)
+    few = engine._popularity_divisors("artist", np.array([j5]), 0.5)  # computed directly
+    assert few[0] == pytest.approx(after[j5])
