@@ -3,14 +3,17 @@
 Sections (all by default; pick with --only):
 
 All latency numbers are of one computation per request (no result cache; BLAS limited to one
-thread), as wall time and as the thread's CPU time.
+thread), as wall time and as the thread's CPU time. The Hybrid keeps each user's vectors (its
+user factors, computed for every user after a fit); a line measures requests without them, as a
+user's first request after a listen is.
 
 - ``hetrec``: single-user ``recommend`` latency p50/p99 (one thread, top 20, explanations on and
   off) on HetRec Last.fm-2K (items = artists), with the method the engine chose, the same with
   the sampled walk forced, and the engine's default for artists on a graph this size: the tuned
   Hybrid (fit time, then latency of scoring the user's current row; rows after a live listen
   included), what explanations add to its requests (on minus off, per user), and the Hybrid
-  with its learned re-ranker (``hybrid_rerank="stored"``).
+  with its learned re-ranker (``hybrid_rerank="stored"``): right after the fit, after 2,000
+  requests of other users, and with no user vectors kept.
 - ``agreement``: the sampled Pixie walk against its exact counterpart (personalised PageRank by
   power iteration on the same typed graph, parameters matched, boosting off) on the protocol split
   of seed 0: mean top-20 overlap and NDCG@20 of both on the held-out artists, per step budget.
