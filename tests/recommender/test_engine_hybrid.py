@@ -198,6 +198,21 @@ def test_a_fit_computes_every_users_vectors_up_front() -> None:
     assert len(fit.model._users) == with_listens
 
 
+async def test_a_listen_event_computes_the_users_new_vectors_before_their_next_request() -> None:
+    """Applying a listen keeps the Hybrid vectors of the user's new row at once: the request
+    that follows finds them (it adds no entry) and answers from the new row."""
+    engine = fitted_engine()
+    fit = engine._hybrid
+    assert fit is not None
+    kept = len(fit.model._users)
+    listens = [{"track_id": "j3-0", "listened_at": NOW, "skipped": False}]
+    await engine.apply_event(Event("listens.recorded", payload={"listens": listens}, user_id="me"))
+    assert len(fit.model._users) == kept + 1
+    _, after = artist_ids(engine, limit=12)
+    assert len(fit.model._users) == kept + 1
+    assert "J3" not in after  # heard now
+
+
 async def test_a_user_new_since_the_fit_gets_the_hybrid() -> None:
     """A user whose first listens arrive after the fit is scored from their row at once."""
     engine = fitted_engine()

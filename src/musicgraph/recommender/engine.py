@@ -813,6 +813,7 @@ class RecommendationEngine:
                 [(r["track_id"], int(r["listened_at"]), bool(r.get("skipped"))) for r in rows],
                 track_artists=artists,
             )
+            self._keep_hybrid_vectors(event.user_id)
             kinds = ["track", "artist"]
         elif event.topic == "ratings.changed" and event.user_id:
             if self.store is not None:
@@ -1133,6 +1134,17 @@ class RecommendationEngine:
         if not keep.all():
             cols, w = cols[keep], w[keep]
         return cols, w
+
+    def _keep_hybrid_vectors(self, user_id: str) -> None:
+        """Compute the Hybrid vectors of a user whose listens just changed, so that their next
+        request (the one a listen is usually followed by) does not pay for them."""
+        fit = self._hybrid
+        user = self.projection.users.get(user_id)
+        if fit is None or user is None or user >= self.projection.user_artist.fwd.n_rows:
+            return
+        cols, w = self._hybrid_row(fit, user)
+        if cols.size:
+            fit.model.user_vectors(cols, w)
 
     def _warm_hybrid(self, fit: _HybridFit) -> None:
         """Compute every user's Hybrid vectors now (:meth:`Hybrid.warm_users`, as many as its
