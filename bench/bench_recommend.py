@@ -4,8 +4,8 @@ Sections (all by default; pick with --only):
 
 All latency numbers are of one computation per request (no result cache; BLAS limited to one
 thread), as wall time and as the thread's CPU time. The Hybrid keeps each user's vectors (its
-user factors, computed for every user after a fit); a line measures requests without them, as a
-user's first request after a listen is.
+user factors, computed for every user after a fit and when a listen is applied); a line
+measures requests without them.
 
 - ``hetrec``: single-user ``recommend`` latency p50/p99 (one thread, top 20, explanations on and
   off) on HetRec Last.fm-2K (items = artists), with the method the engine chose, the same with
@@ -195,14 +195,15 @@ def bench_hetrec(h: HetRec, n_requests: int) -> None:
         print(
             f"rerank   method={method:14s} explain=on  {text} (steady state: after 2,000 other requests)"
         )
-        # a user's first request after their row changed (a listen): their Hybrid vectors
-        # (EASE's x Z^T M, SVD and ALS user vectors, tag profile) are computed in the request
+        # no user vectors kept (a row the engine has not seen: the server computes them when it
+        # applies a listen, and after each fit): EASE's x Z^T M, the SVD and ALS user vectors
+        # and the tag profile are computed in the request
         text, method = latency(
             reranked, users, "artist", explain=True, before_each=hybrid_fit.model.forget_users
         )
         print(
-            f"rerank   method={method:14s} explain=on  {text} (user vectors not kept: the first "
-            "request after a listen)"
+            f"rerank   method={method:14s} explain=on  {text} (no user vectors kept: each "
+            "computed in its request)"
         )
     else:
         print("rerank   (the stored re-ranker was not trained for these Hybrid parameters)")
