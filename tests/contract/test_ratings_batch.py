@@ -79,3 +79,38 @@ async def test_only_newer_rows_replace_or_clear_a_stored_rating(
         Rating(alice.id, t1.id, -1, T0 + 5),
         Rating(alice.id, t4.id, -1, T0 + 1),
     ]
+
+
+async def test_a_cleared_rating_does_not_come_back_from_an_older_import(
+    store: GraphStore, alice: User
+) -> None:
+    """A clearing is remembered: an only-newer row older than it (an export imported again)
+    writes nothing, a later one is written; the clearing itself is never read as a rating."""
+    t1, t2, t3 = await store.resolve_tracks(
+        [TrackRef("A", "One"), TrackRef("A", "Two"), TrackRef("A", "Three")]
+    )
+    await store.set_rating(alice.id, t1.id, 1, T0)
+    await store.set_rating(alice.id, t1.id, None, T0 + 10)  # cleared in the app
+    await store.set_ratings([Rating(alice.id, t2.id, -1, T0)])
+    await store.set_ratings([Rating(alice.id, t2.id, 0, T0 + 10)])  # cleared by a batch
+    await store.set_ratings([Rating(alice.id, t3.id, 0, T0 + 10)])  # cleared, never rated
+    assert await store.get_ratings(alice.id) == []
+    assert (await store.counts()).ratings == 0
+    old_export = [
+        Rating(alice.id, t1.id, 1, T0),
+        Rating(alice.id, t2.id, -1, T0 + 10),  # as old as the clearing: not later
+        Rating(alice.id, t3.id, 1, T0 + 5),
+    ]
+    assert await store.set_ratings(old_export, only_newer=True) == []
+    assert await store.get_ratings(alice.id) == []
+    assert [r async for chunk in store.iter_ratings() for r in chunk] == []
+    later = [Rating(alice.id, t1.id, -1, T0 + 11), Rating(alice.id, t3.id, 1, T0 + 12)]
+    assert await store.set_ratings(later, only_newer=True) == later
+    assert await store.get_ratings(alice.id) == later[::-1]
+    # an older clearing does not move the remembered time back
+    await store.set_ratings([Rating(alice.id, t2.id, 0, T0 + 1)])
+    assert await store.set_ratings([Rating(alice.id, t2.id, 1, T0 + 5)], only_newer=True) == []
+    # without only_newer (a rating given now) the clearing does not stand in the way
+    assert await store.set_ratings([Rating(alice.id, t2.id, 1, T0 + 5)]) == [
+        Rating(alice.id, t2.id, 1, T0 + 5)
+    ]

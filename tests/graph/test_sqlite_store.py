@@ -10,7 +10,7 @@ import pytest
 
 from musicgraph.errors import StoreError, StoreUnavailableError
 from musicgraph.graph.base import GraphStore
-from musicgraph.graph.models import ListenInput, TrackRef
+from musicgraph.graph.models import ListenInput, Rating, TrackRef
 from musicgraph.graph.sqlite_store import MIGRATIONS, SqliteGraphStore
 
 T0 = 1_600_000_000
@@ -38,7 +38,8 @@ async def test_open_sets_pragmas_and_schema_version(tmp_path: Path) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"users", "artists", "tracks", "tags", "playlists", "played", "listened"} <= tables
     assert {"artist_listens", "track_artists", "artist_tags", "track_tags", "friendships"} <= tables
-    assert {"ratings", "playlist_entries", "track_similar", "artist_similar"} <= tables
+    assert {"ratings", "cleared_ratings", "playlist_entries", "track_similar"} <= tables
+    assert "artist_similar" in tables
     assert "enrichment" in tables
 
 
@@ -76,6 +77,24 @@ async def test_old_file_is_upgraded_on_open(tmp_path: Path) -> None:
         assert await store.count_users() == 1
     async with SqliteGraphStore(path, migrations=newer) as store:  # no-op the second time
         assert await store.schema_version() == 2
+
+
+async def test_a_first_version_file_gets_cleared_ratings_keeping_its_ratings(
+    tmp_path: Path,
+) -> None:
+    """A file of schema 1 (no remembered clearings) opens at the latest version with its
+    ratings, and a clearing is remembered from then on."""
+    path = tmp_path / "g.db"
+    async with SqliteGraphStore(path, migrations=MIGRATIONS[:1]) as store:
+        alice = await store.create_user("Alice")
+        [t1] = await store.resolve_tracks([TrackRef("A", "One")])
+        await store.set_rating(alice.id, t1.id, 1, 100)
+    async with SqliteGraphStore(path) as store:
+        assert await store.schema_version() == MIGRATIONS[-1][0] >= 2
+        assert await store.get_ratings(alice.id) == [Rating(alice.id, t1.id, 1, 100)]
+        await store.set_rating(alice.id, t1.id, None, 200)
+        assert await store.set_ratings([Rating(alice.id, t1.id, 1, 100)], only_newer=True) == []
+        assert await store.get_ratings(alice.id) == []
 
 
 async def test_failed_migration_leaves_the_file_at_its_version(tmp_path: Path) -> None:

@@ -249,7 +249,9 @@ class GraphStore(Protocol):
     async def get_friends(self, user_id: str) -> list[str]: ...
 
     async def set_rating(self, user_id: str, track_id: str, score: int | None, at: int) -> None:
-        """Like (+1), dislike (-1) or clear (``None``) a track; ``NotFoundError`` for unknown ids."""
+        """Like (+1), dislike (-1) or clear (``None``) a track; ``NotFoundError`` for unknown ids.
+        A clearing is remembered (its latest ``at``, never read as a rating) for
+        :meth:`set_ratings`' ``only_newer``."""
 
     async def set_ratings(
         self, rows: Sequence[Rating], *, only_newer: bool = False
@@ -258,9 +260,11 @@ class GraphStore(Protocol):
         dislikes its track, a row scored 0 clears the rating. ``NotFoundError`` for unknown
         ids, and then nothing is written. With ``only_newer`` a row replaces or clears the
         stored rating only when its ``at`` is later than the stored one's (a rating written
-        meanwhile, e.g. by ``rateTrack`` while an import ran, is kept), decided in the writing
-        transaction. Returns the rows written: every row but the clears of ratings not stored,
-        and with ``only_newer`` not the rows older than the stored rating."""
+        meanwhile, e.g. by ``rateTrack`` while an import ran, is kept), and writes a rating only
+        when it is later than the user's last clearing of it (an export imported again does not
+        bring back a rating cleared since), decided in the writing transaction. Returns the rows
+        written: every row but the clears of ratings not stored, and with ``only_newer`` not the
+        rows older than the stored rating or the clearing."""
 
     async def get_ratings(self, user_id: str) -> list[Rating]: ...
 

@@ -9,7 +9,8 @@ The model of DESIGN.md section 2, natively:
   ``(:Playlist {id, owner_id, name, description, public, created_at, updated_at})``;
 - ``PLAYED {at, source, ms_played, skipped}``, ``LISTENED {count, skips, first_at, last_at}``,
   ``LISTENED_ARTIST {count}``, ``BY {position}``, ``TAGGED {count}``, ``FRIEND``, ``OWNS``,
-  ``CONTAINS {position, added_at}``, ``RATED {score, at}``, ``SIMILAR {score, source}``;
+  ``CONTAINS {position, added_at}``, ``RATED {score, at}``, ``CLEARED {at}``,
+  ``SIMILAR {score, source}``;
 - the enrichment queue as ``(:EnrichmentState {key, track_id, source, status, attempts, last_error,
   updated_at, not_before})`` nodes, ``key`` being ``track_id + "\\x1f" + source``.
 
@@ -481,18 +482,38 @@ MERGE (u)-[r:RATED]->(t)
 SET r.score = $score, r.at = $at
 """
 
+# A clearing is kept as (User)-[:CLEARED {at}]->(Track), the latest one: readers of ratings never
+# see it, and a rating written "only if newer" must be later than it (so an older export
+# imported again cannot bring back a rating the user cleared since). Writers of clearings lock
+# the user first (a property set and removed: the write lock is held to the end of the
+# transaction), and so does SET_RATINGS before it reads one.
 CLEAR_RATING = """
-MATCH (:User {id: $user_id})-[r:RATED]->(:Track {id: $track_id})
+MATCH (u:User {id: $user_id})
+MATCH (t:Track {id: $track_id})
+SET u._lock = true
+REMOVE u._lock
+WITH u, t
+OPTIONAL MATCH (u)-[r:RATED]->(t)
 DELETE r
+MERGE (u)-[c:CLEARED]->(t)
+ON CREATE SET c.at = $at
+ON MATCH SET c.at = CASE WHEN c.at < $at THEN $at ELSE c.at END
 """
 
-# $only_newer: write a row only over an older stored rating. The stored rating is locked first
-# (a property set and removed: the write lock is held to the end of the transaction), so a
-# rating written meanwhile by another transaction is read, not overwritten.
+# $only_newer: write a row only later than the user's last clearing of the rating and over an
+# older stored rating. The stored rating is locked before its time is read, so a rating written
+# meanwhile by another transaction is read, not overwritten; a row whose clearing is later
+# creates nothing.
 SET_RATINGS = """
 UNWIND $rows AS row
 MATCH (u:User {id: row.user_id})
 MATCH (t:Track {id: row.track_id})
+SET u._lock = true
+REMOVE u._lock
+WITH u, t, row
+OPTIONAL MATCH (u)-[c:CLEARED]->(t)
+WITH u, t, row, c
+WHERE NOT $only_newer OR c IS NULL OR c.at < row.at
 MERGE (u)-[r:RATED]->(t)
 ON CREATE SET r.at = -1
 SET r._lock = true
@@ -505,7 +526,16 @@ RETURN u.id AS user_id, t.id AS track_id
 
 CLEAR_RATINGS = """
 UNWIND $rows AS row
-MATCH (u:User {id: row.user_id})-[r:RATED]->(t:Track {id: row.track_id})
+MATCH (u:User {id: row.user_id})
+MATCH (t:Track {id: row.track_id})
+SET u._lock = true
+REMOVE u._lock
+WITH u, t, row
+MERGE (u)-[c:CLEARED]->(t)
+ON CREATE SET c.at = row.at
+ON MATCH SET c.at = CASE WHEN c.at < row.at THEN row.at ELSE c.at END
+WITH u, t, row
+MATCH (u)-[r:RATED]->(t)
 SET r._lock = true
 REMOVE r._lock
 WITH u, t, r, row

@@ -1018,7 +1018,7 @@ class Neo4jGraphStore:
             await _require(tx, "user", [user_id])
             await _require(tx, "track", [track_id])
             if score is None:
-                await _run(tx, cypher.CLEAR_RATING, user_id=user_id, track_id=track_id)
+                await _run(tx, cypher.CLEAR_RATING, user_id=user_id, track_id=track_id, at=at)
             else:
                 await _run(
                     tx, cypher.SET_RATING, user_id=user_id, track_id=track_id, score=score, at=at

@@ -94,6 +94,11 @@ Migration = tuple[int, str, str]
 
 _IN = "(SELECT value FROM json_each(?))"
 _RESOLVED_CACHE_SIZE = 500_000
+# a clearing of a rating, kept (the latest) so an older rating cannot come back (set_ratings)
+_CLEARED = (
+    "INSERT INTO cleared_ratings (user_id, track_id, at) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id, track_id) DO UPDATE SET at = max(at, excluded.at)"
+)
 
 
 def _load_migrations() -> list[Migration]:
@@ -1633,6 +1638,7 @@ class SqliteGraphStore:
                 conn.execute(
                     "DELETE FROM ratings WHERE user_id = ? AND track_id = ?", (user_id, track_id)
                 )
+                conn.execute(_CLEARED, (user_id, track_id, at))
             else:
                 conn.execute(
                     "INSERT INTO ratings (user_id, track_id, score, at) VALUES (?, ?, ?, ?) "
@@ -1652,9 +1658,16 @@ class SqliteGraphStore:
         clear = "DELETE FROM ratings WHERE user_id = ? AND track_id = ?" + (
             " AND at < ?" if only_newer else ""
         )
+        # only newer: later than the stored rating and than the user's last clearing of it
         upsert = (
-            "INSERT INTO ratings (user_id, track_id, score, at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (user_id, track_id) DO UPDATE SET score = excluded.score, "
+            "INSERT INTO ratings (user_id, track_id, score, at) SELECT ?, ?, ?, ? "
+            + (
+                "WHERE NOT EXISTS (SELECT 1 FROM cleared_ratings c WHERE c.user_id = ? "
+                "AND c.track_id = ? AND c.at >= ?) "
+                if only_newer
+                else "WHERE true "
+            )
+            + "ON CONFLICT (user_id, track_id) DO UPDATE SET score = excluded.score, "
             "at = excluded.at" + (" WHERE excluded.at > ratings.at" if only_newer else "")
         )
 
@@ -1663,11 +1676,13 @@ class SqliteGraphStore:
             _require(conn, "tracks", {r.track_id for r in last}, "track")
             changed: list[Rating] = []
             for r in last:  # one statement a row: its row count says whether it applied
+                key = (r.user_id, r.track_id)
                 if r.score == 0:
-                    key = (r.user_id, r.track_id)
                     cur = conn.execute(clear, (*key, r.at) if only_newer else key)
+                    conn.execute(_CLEARED, (*key, r.at))
                 else:
-                    cur = conn.execute(upsert, (r.user_id, r.track_id, r.score, r.at))
+                    row = (*key, r.score, r.at)
+                    cur = conn.execute(upsert, (*row, *key, r.at) if only_newer else row)
                 if cur.rowcount > 0:
                     changed.append(r)
             return changed
