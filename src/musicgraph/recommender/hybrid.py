@@ -44,7 +44,8 @@ worker thread that fits); the two sparse matrices multiplied whole are stored sh
 (:class:`_ByLength`). The components fill one components x items block, scaled and summed by a
 few BLAS calls. What depends on the user's listens alone (EASE's ``x Z^T M``, the SVD and ALS user
 vectors, the tag profile) is kept per row, as a factor model keeps its user factors: computed for
-every user right after a fit (:meth:`Hybrid.warm_users`) and again for a row that changed.
+every user right after a fit (:meth:`Hybrid.warm_users`) and again for a row that changed (the
+engine does it as it applies a listen).
 
 Optionally (``reranker``, off unless set) a learned re-ranker (:mod:`~.rerank`) orders the fused
 score's best 100 unheard items again from the components' scaled scores and a few context
@@ -224,8 +225,8 @@ class _UserCache:
         return found
 
     def put(self, key: bytes, vectors: _UserVectors) -> bool:
-        """Keep ``vectors`` unless the cache is full of more recent ones; False when it did not
-        fit (a warm-up stops there)."""
+        """Keep ``vectors``, dropping the least recently used entries as needed; False (nothing
+        kept) when they are larger than the whole cache."""
         size = vectors.nbytes + len(key)
         if size > self.max_bytes:
             return False
@@ -241,7 +242,7 @@ class _UserCache:
         return True
 
 
-#: bytes of user vectors a fitted Hybrid keeps (HetRec: 1,892 users in about 29 MB)
+#: bytes of user vectors a fitted Hybrid keeps (HetRec: 1,892 users in about 31 MB)
 USER_CACHE_BYTES = 128 << 20
 
 
