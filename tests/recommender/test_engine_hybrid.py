@@ -9,14 +9,10 @@ import scipy.sparse as sp
 
 from musicgraph.events import Event
 from musicgraph.recommender.base import TrainingData
-from musicgraph.recommender.engine import (
-    Controls,
-    RecommendationEngine,
-    _best_positions,
-    _top_positive,
-)
+from musicgraph.recommender.engine import Controls, RecommendationEngine
 from musicgraph.recommender.hybrid import Hybrid
 from musicgraph.recommender.projection import Projection
+from musicgraph.recommender.scoring import best_positions
 
 NOW = 1_700_000_000
 # small fixed params: the test graph is tiny (the tuned ones are for HetRec)
@@ -283,22 +279,8 @@ def test_row_scoring_matches_the_fitted_users(w_als: float) -> None:
     assert best < 6
 
 
-def test_top_positive_matches_a_full_sort() -> None:
-    """The threshold shortcut picks the same k best positive scores as sorting everything."""
-    rng = np.random.default_rng(3)
-    for trial in range(50):
-        n = int(rng.integers(1, 3000))
-        scores = rng.standard_normal(n) * rng.choice([1e-9, 1.0, 1e6])
-        if trial % 5 == 0:
-            scores = -np.abs(scores)  # nothing positive
-        k = int(rng.integers(1, 200))
-        positive = np.flatnonzero(scores > 0)
-        expected = positive[np.argsort(-scores[positive])][:k]
-        assert set(_top_positive(scores, k).tolist()) == set(expected.tolist())
-
-
-def test_best_positions_pick_what_a_full_sort_picks_ties_included() -> None:
-    """Sorting _best_positions' picks by (score desc, item) gives the first k of sorting every
+def testbest_positions_pick_what_a_full_sort_picks_ties_included() -> None:
+    """Sorting best_positions' picks by (score desc, item) gives the first k of sorting every
     item so: with ties at the k-th score (a walk's visit counts tie often), scores that are all
     negative, k beyond the item count and k = 0."""
     rng = np.random.default_rng(5)
@@ -312,7 +294,7 @@ def test_best_positions_pick_what_a_full_sort_picks_ties_included() -> None:
         items = rng.permutation(n * 2)[:n]  # ties broken by item id, not position
         k = int(rng.integers(0, 300))
         everything = np.lexsort((items, -scores))[:k]
-        picked = _best_positions(scores, k)
+        picked = best_positions(scores, k)
         if k < n:
             assert picked.size >= k
         ordered = picked[np.lexsort((items[picked], -scores[picked]))][:k]

@@ -97,6 +97,7 @@ from musicgraph.recommender.rerank import (
     save_trained,
     train_reranker,
 )
+from musicgraph.recommender.scoring import best_positions
 
 if TYPE_CHECKING:
     from musicgraph.graph.base import GraphStore
@@ -1120,7 +1121,8 @@ class RecommendationEngine:
                 items = ranked[:best]
                 items = items[scores[items] > 0]
             else:
-                items = _top_positive(scores, best)
+                items = best_positions(scores, best)
+                items = items[scores[items] > 0]
         else:
             items = np.flatnonzero(scores > 0).astype(np.int64)
         return items, scores[items]
@@ -1240,56 +1242,6 @@ def _fit_hybrid(
     return _HybridFit(model, data.n_users, data.n_items), (time.perf_counter() - t0) * 1000
 
 
-def _top_positive(scores: FloatArray, k: int) -> IntArray:
-    """Indices of the ``k`` best positive scores (fewer if fewer are positive), unordered: a
-    threshold pass that halves until at least ``k`` items clear it, then a partition of those
-    (cheaper than partitioning every item)."""
-    top = float(scores.max(initial=0.0))
-    if top <= 0:
-        return np.zeros(0, dtype=np.int64)
-    threshold = top / 2
-    while True:
-        idx = np.flatnonzero(scores > threshold)
-        if idx.size >= k or threshold <= top * 1e-6:
-            break
-        threshold /= 4
-    if idx.size < k:
-        idx = np.flatnonzero(scores > 0)
-    if idx.size > k:
-        idx = idx[np.argpartition(-scores[idx], k - 1)[:k]]
-    return idx.astype(np.int64)
-
-
-def _best_positions(scores: FloatArray, k: int) -> IntArray:
-    """Positions of the ``k`` best scores and of every score tied with the ``k``-th, unordered
-    (so sorting them by score and then any key picks what a sort of all of them would); every
-    position when there are at most ``k``. A threshold falling by quarters from the best score
-    finds a few more than ``k`` in a pass or two, and only those are partitioned (a partition of
-    a HetRec walk's 17,500 scored items cost 0.2 ms)."""
-    n = scores.size
-    if k >= n:
-        return np.arange(n, dtype=np.int64)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    top = float(scores.max())
-    idx: IntArray | None = None
-    if top > 0:
-        threshold = top / 4
-        while threshold > top * 1e-6:
-            found = np.flatnonzero(scores > threshold)
-            if found.size >= k:
-                idx = found
-                break
-            threshold /= 4
-    if idx is None:
-        idx = np.arange(n, dtype=np.int64)
-    if idx.size > k:
-        values = scores[idx]
-        kth = np.partition(values, idx.size - k)[idx.size - k]  # the k-th largest
-        idx = idx[values >= kth]
-    return idx.astype(np.int64, copy=False)
-
-
 def _empty() -> tuple[IntArray, FloatArray]:
     return np.zeros(0, dtype=np.int64), np.zeros(0)
 
@@ -1332,7 +1284,7 @@ def _top_capped(
     want = limit if cap is None else min(items.size, limit * 8 + 64)
     while True:
         k = min(want, items.size)
-        idx = _best_positions(scores, k)
+        idx = best_positions(scores, k)
         idx = idx[np.lexsort((items[idx], -scores[idx]))]  # score desc, then index: stable
         if cap is None:
             idx = idx[:limit]

@@ -223,3 +223,34 @@ def rows_sum(m: sp.csr_matrix, rows: IntArray, out: npt.NDArray[Any]) -> npt.NDA
     x[0::2] = 1
     _csc_matvec(m.shape[1], x.size, bounds, m.indices, m.data, x, out)
     return out
+
+
+def best_positions(scores: npt.NDArray[np.floating[Any]], k: int) -> IntArray:
+    """Positions of the ``k`` best scores and of every score tied with the ``k``-th, unordered
+    (so sorting them by score and then any key picks what a sort of all of them would); every
+    position when there are at most ``k``. A threshold falling by quarters from the best score
+    finds a few more than ``k`` in a pass or two, and only those are partitioned (a partition of
+    a HetRec walk's 17,500 scored items cost 0.2 ms). Scores of ``-inf`` (heard items set aside)
+    come last."""
+    n = scores.size
+    if k >= n:
+        return np.arange(n, dtype=np.int64)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = float(scores.max())
+    idx: IntArray | None = None
+    if top > 0:
+        threshold = top / 4
+        while threshold > top * 1e-6:
+            found = np.flatnonzero(scores > threshold)
+            if found.size >= k:
+                idx = found
+                break
+            threshold /= 4
+    if idx is None:
+        idx = np.arange(n, dtype=np.int64)
+    if idx.size > k:
+        values = scores[idx]
+        kth = np.partition(values, idx.size - k)[idx.size - k]  # the k-th largest
+        idx = idx[values >= kth]
+    return idx.astype(np.int64, copy=False)
