@@ -319,3 +319,11 @@ def test_popularity_divisors_follow_a_new_listener() -> None:
     assert after[j5] == pytest.approx((listeners[j5] + 2.0) ** 0.5)
     few = engine._popularity_divisors("artist", np.array([j5]), 0.5)  # computed directly
     assert few[0] == pytest.approx(after[j5])
+    # kinds and penalties are kept side by side: asking for tracks does not drop the artists'
+    tracks = np.arange(p.n_items("track"))
+    engine._popularity_divisors("track", tracks, 0.5)
+    engine._popularity_divisors("artist", artists, 1.0)
+    assert ("artist", 0.5) in engine._divisors and ("track", 0.5) in engine._divisors
+    np.testing.assert_allclose(
+        engine._popularity_divisors("artist", artists, 1.0), listeners + 1.0 + (artists == j5)
+    )

@@ -276,8 +276,8 @@ class RecommendationEngine:
         self.mode = mode
         self.exact_budget = exact_budget
         self.popularity_beta = popularity_beta
-        # _popularity_divisors: (key, every item's divisor) for the last kind and penalty asked
-        self._divisors: tuple[tuple[Any, ...], FloatArray] | None = None
+        # _popularity_divisors: per (kind, penalty), every item's divisor and the listens' version
+        self._divisors: dict[tuple[str, float], tuple[tuple[int, ...], FloatArray]] = {}
         self.seed = seed
         self.clock = clock
         self._loaded = loaded
@@ -748,11 +748,13 @@ class RecommendationEngine:
             few: FloatArray = np.power(deg + 1.0, penalty)
             return few
         rev = self.projection.listened(kind).rev
-        key = (kind, id(rev), rev.version, rev.n_rows, penalty)
-        kept = self._divisors
-        if kept is None or kept[0] != key:
+        version = (id(rev), rev.version, rev.n_rows)
+        kept = self._divisors.get((kind, penalty))
+        if kept is None or kept[0] != version:
+            if len(self._divisors) >= 8:  # a few kinds and novelty settings at a time
+                self._divisors.clear()
             deg = self._degrees(kind).astype(np.float64)
-            kept = self._divisors = (key, np.power(deg + 1.0, penalty))
+            kept = self._divisors[(kind, penalty)] = (version, np.power(deg + 1.0, penalty))
         table = kept[1]
         if items.size and int(items.max()) >= table.size:  # items with no listeners row yet
             table = np.concatenate([table, np.ones(int(items.max()) + 1 - table.size)])
