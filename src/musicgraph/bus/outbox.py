@@ -34,6 +34,7 @@ from musicgraph.bus.codec import EventDecodeError, decode_event, encode_event
 from musicgraph.errors import StoreError
 from musicgraph.events import Event, EventBus
 from musicgraph.logging import get_logger
+from musicgraph.sqlite_wal import enable_wal_file
 
 __all__ = ["OUTBOX_TABLE", "OutboxEventBus", "outbox_path"]
 
@@ -109,12 +110,13 @@ class OutboxEventBus(EventBus):
         if self._task is not None:
             return
         try:
+            # before the connection that stays: the other workers may be creating the file too
+            await asyncio.to_thread(enable_wal_file, self.path, timeout=self.busy_timeout)
             db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         except sqlite3.Error as exc:
             raise StoreError(f"the event outbox in {self.path} could not be opened: {exc}") from exc
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute(_CREATE)
             await db.execute(_CREATED_AT_INDEX)

@@ -46,6 +46,7 @@ from musicgraph.errors import (
 )
 from musicgraph.health.monitor import HealthMonitor
 from musicgraph.logging import get_logger
+from musicgraph.sqlite_wal import enable_wal_file
 
 __all__ = [
     "ApiResponse",
@@ -165,8 +166,9 @@ class ResponseCache:
         try:
             if str(self.path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                # other workers may be creating the file too (musicgraph.sqlite_wal)
+                await asyncio.to_thread(enable_wal_file, self.path, timeout=30.0)
             self._db = await aiosqlite.connect(self.path, timeout=30.0)
-            await (await self._db.execute("PRAGMA journal_mode=WAL")).close()
             await (await self._db.execute("PRAGMA synchronous=NORMAL")).close()
             cursor = await self._db.execute(
                 "CREATE TABLE IF NOT EXISTS responses ("

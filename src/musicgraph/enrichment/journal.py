@@ -14,6 +14,7 @@ that finds an intent left over releases every state still leased until exactly t
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from musicgraph.errors import EnrichmentError
 from musicgraph.graph.base import ENRICHMENT_CLAIM_LEASE, GraphStore
 from musicgraph.graph.models import EnrichmentStatus
 from musicgraph.logging import get_logger
+from musicgraph.sqlite_wal import enable_wal_file
 
 __all__ = ["ClaimJournal"]
 
@@ -40,8 +42,9 @@ class ClaimJournal:
     async def open(self) -> ClaimJournal:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # other workers may be creating the file too (musicgraph.sqlite_wal)
+            await asyncio.to_thread(enable_wal_file, self.path, timeout=30.0)
             self._db = await aiosqlite.connect(self.path, timeout=30.0)
-            await (await self._db.execute("PRAGMA journal_mode=WAL")).close()
             await (await self._db.execute("PRAGMA synchronous=NORMAL")).close()
             cursor = await self._db.execute(
                 "CREATE TABLE IF NOT EXISTS claims ("

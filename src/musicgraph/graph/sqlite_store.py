@@ -82,6 +82,7 @@ from musicgraph.graph.resolution import (
     plan_tracks,
     track_keys,
 )
+from musicgraph.sqlite_wal import enable_wal
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteGraphStore"]
 
@@ -978,8 +979,8 @@ class SqliteGraphStore:
 
     def _setup(self, conn: Conn) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
+        mode = enable_wal(conn, timeout=self._busy_timeout)
+        if mode != "wal":
             raise StoreError(f"cannot switch {self.path} to WAL (journal mode is {mode})")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
