@@ -83,7 +83,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             engine.add_user(user_id)
         if args.kind == "artist" and engine.hybrid_eligible():
             # Serve what the server serves (and the evaluation measures): the fitted Hybrid.
-            await asyncio.to_thread(engine.fit_hybrid)
+            # one user's answer: no need to compute every user's vectors first
+            await asyncio.to_thread(engine.fit_hybrid, warm=False)
         controls = Controls(
             limit=args.limit,
             seeds=tuple(args.seed or ()),

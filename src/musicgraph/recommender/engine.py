@@ -895,10 +895,11 @@ class RecommendationEngine:
         friends.resize((plays.shape[0], plays.shape[0]))
         return TrainingData(user_items=plays, item_tags=tags, user_friends=friends)
 
-    def fit_hybrid(self) -> None:
+    def fit_hybrid(self, *, warm: bool = True) -> None:
         """Fit the Hybrid now, in this thread (the bench, tests and ``musicgraph recommend``;
         the server uses :meth:`schedule_hybrid_fit`). With ``hybrid_rerank="auto"`` it takes the
-        re-ranker kept in :attr:`hybrid_rerank_path` when it suits this graph, and trains none."""
+        re-ranker kept in :attr:`hybrid_rerank_path` when it suits this graph, and trains none.
+        ``warm=False`` skips computing every user's vectors (a one-shot answer for one user)."""
         path = self.hybrid_rerank_path
         if self.hybrid_rerank == "auto" and self._reranker is None and path is not None:
             found = load_trained(path)
@@ -913,7 +914,7 @@ class RecommendationEngine:
                 self.hybrid_rerank_resamples,
             )
         )
-        if self._hybrid is not None:
+        if warm and self._hybrid is not None:
             self._warm_hybrid(self._hybrid)
 
     def _hybrid_params(self) -> dict[str, Any]:
