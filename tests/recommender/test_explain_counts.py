@@ -50,11 +50,8 @@ def row_sets(m: ex.DynamicCSR) -> list[set[int]]:
     return [set(m.row(r).tolist()) for r in range(m.n_rows)]
 
 
-@pytest.mark.parametrize("dense", [True, False])
-def test_overlaps_match_set_intersections(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overlaps_match_set_intersections() -> None:
     """Shared listeners, their 1/degree mass and friends per item equal brute-force set counts."""
-    if not dense:
-        monkeypatch.setattr(ex, "_DENSE_CELLS", 0)
     p = random_projection(1)
     rel = p.listened("track")
     listeners = row_sets(rel.rev)
@@ -69,7 +66,42 @@ def test_overlaps_match_set_intersections(dense: bool, monkeypatch: pytest.Monke
         for s, j in enumerate(seeds.tolist()):
             shared = listeners[i] & listeners[j]
             assert got.counts[r, s] == len(shared)
-            assert got.mass[r, s] == pytest.approx(sum(1.0 / degree[u] for u in shared), rel=1e-5)
+            assert got.mass[r, s] == pytest.approx(sum(1.0 / degree[u] for u in shared), rel=1e-9)
+
+
+def test_overlaps_of_more_items_than_a_word_has_bits() -> None:
+    """150 items (three rounds of 64 bits) over rows grown in place (rows with room, moved rows):
+    every count and mass equals the brute-force one, rows past the matrix count nothing."""
+    rng = np.random.default_rng(7)
+    n_items, n_cols = 160, 90
+    rows, cols = rng.integers(n_items, size=3000), rng.integers(n_cols, size=3000)
+    m = ex.DynamicCSR.from_coo(rows, cols, n_items, n_cols)
+    for r, c in zip(
+        rng.integers(n_items, size=300).tolist(),
+        rng.integers(n_cols, size=300).tolist(),
+        strict=True,
+    ):
+        m.add(r, c)
+    sets = row_sets(m)
+    degree = np.bincount(np.concatenate([m.row(r) for r in range(n_items)]), minlength=n_cols)
+    degree = np.maximum(degree, 1).astype(np.int32)
+    items = rng.permutation(n_items)[:150].astype(np.int64)
+    seeds = np.concatenate([rng.integers(n_items, size=12), [n_items + 5]]).astype(np.int64)
+    probe = np.array([0, 5, 44, 89, n_cols + 3], dtype=np.int64)
+    got = overlaps(m, items, seeds, n_cols, degree, probe=probe)
+    assert got.mass is not None and got.probe is not None
+    want = np.array(
+        [[len(sets[i] & (sets[j] if j < n_items else set())) for j in seeds] for i in items]
+    )
+    assert (got.counts == want).all() and want[:, :-1].sum() > 0
+    mass = [
+        [sum(1.0 / degree[u] for u in sets[i] & (sets[j] if j < n_items else set())) for j in seeds]
+        for i in items
+    ]
+    assert np.allclose(got.mass, mass)
+    assert got.probe.tolist() == [len(sets[i] & set(probe.tolist())) for i in items]
+    bare = overlaps(m, items, seeds, n_cols)
+    assert (bare.counts == want).all() and bare.mass is None and bare.probe is None
 
 
 def brute_shared_tags(p: Projection, item: int, seed: int, top: int = 20) -> tuple[str, ...]:

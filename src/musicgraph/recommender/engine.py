@@ -76,6 +76,7 @@ from musicgraph.errors import RecommenderError
 from musicgraph.events import Event, EventBus, Subscription, Topic
 from musicgraph.graph.models import ItemKind, Similarity
 from musicgraph.logging import get_logger
+from musicgraph.recommender import kernels
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
 from musicgraph.recommender.explain import Reason, SeedOrigin, TagNames, explain
 from musicgraph.recommender.hybrid import Hybrid
@@ -320,6 +321,7 @@ class RecommendationEngine:
         call :meth:`start` to follow the bus)."""
         t0 = time.perf_counter()
         projection = await Projection.load(store)
+        await asyncio.to_thread(kernels.warm)  # so that no request compiles them
         engine = cls(projection, store=store, bus=bus, **options)
         engine._load_ms = (time.perf_counter() - t0) * 1000
         log.info(

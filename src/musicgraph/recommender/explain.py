@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from musicgraph.graph.models import ItemKind
 from musicgraph.recommender.base import FloatArray, IntArray
+from musicgraph.recommender.kernels import NO_DEGREE, NO_INTS, overlap_counts
 from musicgraph.recommender.projection import DynamicCSR, Projection
 from musicgraph.recommender.random_walk import WalkParams, WalkResult
 
@@ -94,55 +95,6 @@ def rows_csr(m: DynamicCSR, rows: IntArray, n_cols: int, *, binary: bool = True)
     return sp.csr_matrix((data, m.indices[pos], indptr), shape=(rows.size, n_cols))
 
 
-def _positions(m: DynamicCSR, rows: IntArray) -> tuple[IntArray, IntArray]:
-    """Pool positions of every entry of the given rows, row after row, and each row's offset into
-    them (``offsets[i]:offsets[i + 1]`` is row ``i``)."""
-    length = m.length[rows].astype(np.int64)
-    offsets = np.zeros(rows.size + 1, dtype=np.int64)
-    np.cumsum(length, out=offsets[1:])
-    pos = np.repeat(m.start[rows] - offsets[:-1], length) + np.arange(offsets[-1], dtype=np.int64)
-    return pos, offsets
-
-
-def _gather_rows(m: DynamicCSR, rows: IntArray) -> tuple[IntArray, IntArray]:
-    """All entries of the given rows at once: (column, position of the row in ``rows``)."""
-    pos, offsets = _positions(m, rows)
-    slot = np.repeat(np.arange(rows.size, dtype=np.int64), np.diff(offsets))
-    return m.indices[pos].astype(np.int64), slot
-
-
-try:  # scipy's C kernel for CSR x dense: the product without building a sparse matrix object
-    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
-except ImportError:  # pragma: no cover - a scipy that moved it: the public path below
-    _csr_matvecs = None
-
-
-def _rows_times(indptr: IntArray, indices: npt.NDArray[Any], table: F32) -> F32:
-    """``A @ table`` for the 0/1 CSR ``A`` given by ``indptr``/``indices`` (columns index rows
-    of ``table``), in float32."""
-    n_rows, (n_cols, width) = indptr.size - 1, table.shape
-    if _csr_matvecs is None or indptr[-1] >= 2**31:
-        a = sp.csr_matrix(
-            (np.ones(indices.size, dtype=np.float32), indices, indptr), shape=(n_rows, n_cols)
-        )
-        return np.asarray(a @ table, dtype=np.float32)
-    out = np.zeros((n_rows, width), dtype=np.float32)
-    _csr_matvecs(
-        n_rows,
-        n_cols,
-        width,
-        indptr.astype(np.int32),
-        indices.astype(np.int32, copy=False),
-        np.ones(indices.size, dtype=np.float32),
-        table.reshape(-1),
-        out.reshape(-1),
-    )
-    return out
-
-
-_DENSE_CELLS = 8_000_000  # float32 cells of the columns x items table (32 MB)
-
-
 @dataclass
 class Overlaps:
     """What :func:`overlaps` counts for R items and S seeds."""
@@ -165,78 +117,23 @@ def overlaps(
     the shared columns; with ``probe`` (columns, e.g. the user's friends), how many of them each
     item has. ``items`` must not repeat.
 
-    One sparse product: the seeds' rows (S x columns, as they lie in the pool) times a dense
-    columns x items table holding 1 where the item has the column (and ``1 / degree`` in a
-    second block), so the cost is the seeds' row lengths times the number of items, in C, with
-    no Python loop and no temporary per seed entry. A table past ``_DENSE_CELLS`` cells (a huge
-    number of columns) is not built: :func:`_overlaps_wide` counts with bit sets instead."""
-    n_r = items.size
-    width = 2 * n_r if col_degree is not None else n_r
-    if probe is not None:
-        probe = probe[probe < n_cols]
-    if n_cols * width > _DENSE_CELLS:
-        return _overlaps_wide(m, items, seeds, n_cols, col_degree, probe)
-    # the items' rows, then the seeds', gathered at once
-    pos, offsets = _positions(m, np.concatenate([items, seeds]))
-    cols = m.indices[pos]
-    split = int(offsets[n_r])
-    r_cols = cols[:split].astype(np.int64)
-    r_slot = np.repeat(np.arange(n_r, dtype=np.int64), np.diff(offsets[: n_r + 1]))
-    table = np.zeros((n_cols, width), dtype=np.float32)
-    flat = table.reshape(-1)
-    at = r_cols * width + r_slot
-    flat[at] = 1.0
-    if col_degree is not None:
-        flat[at + n_r] = 1.0 / col_degree[r_cols]  # > 0: they have this item
-    sums = _rows_times(offsets[n_r:] - split, cols[split:], table).T
-    counts = np.rint(sums[:n_r]).astype(np.int64)
-    mass = sums[n_r:].astype(np.float64) if col_degree is not None else None
-    probed = None
-    if probe is not None:
-        probed = np.rint(table.take(probe, axis=0)[:, :n_r].sum(axis=0)).astype(np.int64)
-    return Overlaps(counts, mass, probed)
-
-
-def _overlaps_wide(
-    m: DynamicCSR,
-    items: IntArray,
-    seeds: IntArray,
-    n_cols: int,
-    col_degree: npt.NDArray[np.integer[Any]] | None,
-    probe: IntArray | None,
-) -> Overlaps:
-    """:func:`overlaps` for many columns (e.g. 100k users), where a columns x items table would
-    cost more to clear than to use: the seeds' columns as one bit set per column (52 seeds a
-    block; float sums of distinct powers of two stay exact), read at the items' entries; only
-    entries with a bit set are unpacked and counted."""
-    n_r, n_s = items.size, seeds.size
-    r_cols, r_slot = _gather_rows(m, items)
-    keys: list[IntArray] = []
-    weights: list[FloatArray] = []
-    for lo in range(0, n_s, 52):
-        block = seeds[lo : lo + 52]
-        s_cols, s_slot = _gather_rows(m, block)
-        bits = np.bincount(s_cols, weights=np.exp2(s_slot), minlength=n_cols)
-        found = bits[r_cols]
-        nz = np.flatnonzero(found)
-        if nz.size == 0:
-            continue
-        packed = found[nz].astype("<u8").view(np.uint8).reshape(-1, 8)
-        which, bit = np.nonzero(np.unpackbits(packed, axis=1, count=block.size, bitorder="little"))
-        keys.append(r_slot[nz[which]] * n_s + lo + bit)
-        if col_degree is not None:
-            weights.append(1.0 / col_degree[r_cols[nz[which]]])
-    key = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-    counts = np.bincount(key, minlength=n_r * n_s).reshape(n_r, n_s).astype(np.int64)
-    mass = None
-    if col_degree is not None:
-        w = np.concatenate(weights) if weights else np.zeros(0)
-        sums = np.bincount(key, weights=w, minlength=n_r * n_s)
-        mass = sums.astype(np.float64).reshape(n_r, n_s)
-    probed = None
-    if probe is not None:
-        probed = np.bincount(r_slot[np.isin(r_cols, probe)], minlength=n_r).astype(np.int64)
-    return Overlaps(counts, mass, probed)
+    One compiled pass (:func:`~musicgraph.recommender.kernels.overlap_counts`): a word per
+    column with a bit per item, read at the seeds' entries, so the cost is the rows' lengths plus
+    the shared pairs (on HetRec 0.12 ms as a dozen numpy calls and a sparse product, 0.02 ms
+    compiled)."""
+    counts, mass, probed = overlap_counts(
+        m.start,
+        m.length,
+        m.indices,
+        np.asarray(items, dtype=np.int64),
+        np.asarray(seeds, dtype=np.int64),
+        NO_DEGREE if col_degree is None else col_degree,
+        NO_INTS if probe is None else np.asarray(probe, dtype=np.int64),
+        n_cols,
+    )
+    return Overlaps(
+        counts, mass if col_degree is not None else None, probed if probe is not None else None
+    )
 
 
 def explain(
@@ -570,7 +467,9 @@ class TagNames:
 
 
 def _safe_positions(m: DynamicCSR, rows: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-    """:func:`_positions` where rows past the matrix's end count as empty; also the lengths."""
+    """Pool positions of every entry of the given rows, row after row, each row's offset into
+    them (``offsets[i]:offsets[i + 1]`` is row ``i``) and its length; rows past the matrix's end
+    count as empty."""
     safe = np.minimum(rows, m.n_rows - 1)
     length = np.where(rows < m.n_rows, m.length[safe], 0).astype(np.int64)
     offsets = np.zeros(rows.size + 1, dtype=np.int64)

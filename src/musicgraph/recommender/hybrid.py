@@ -69,6 +69,7 @@ from musicgraph.recommender.als import ALS
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
 from musicgraph.recommender.cooccurrence import cosine_similarity
 from musicgraph.recommender.ease import EASE
+from musicgraph.recommender.kernels import fuse_rows
 from musicgraph.recommender.rerank import (
     ItemContext,
     Reranker,
@@ -788,38 +789,11 @@ class Hybrid(DenseScoringMixin):
             vector[u.profile[0]] = u.profile[1]
             s.tag_vec.dot(vector, out=row("tag_profile", self.w_tag_profile))
         used = block[: len(names)]
-        scales = self._block_scales(used, items)
+        total, scales = fuse_rows(used, items, np.asarray(weights), self.scale == "std")
         if parts is not None:
             for j, name in enumerate(names):
                 parts[name] = (used[j], float(scales[j]))
-        coef = (np.asarray(weights) / scales).astype(np.float32)
-        total: FloatArray = (coef @ used).astype(np.float64)
         return total
-
-    def _block_scales(self, block: F32, items: IntArray) -> FloatArray:
-        """Each row's scale over the items not in ``items`` (as :func:`_row_scales` gives it):
-        its standard deviation or its maximum; 1 where that is not a positive number. The heard
-        items are set aside while the rows are summed (so their large scores do not swamp the
-        others' in float32: BLAS sums, relative error about 1e-6), then put back."""
-        n_unheard = block.shape[1] - items.size
-        # the heard entries of every row as flat positions (one take and put, not 2-d indexing)
-        at = (np.arange(block.shape[0])[:, None] * block.shape[1] + items).ravel()
-        assert block.flags.c_contiguous  # so that ``flat`` is a view
-        flat = block.reshape(-1)
-        saved = flat.take(at)
-        if self.scale == "std":
-            flat.put(at, 0.0)
-            m = max(n_unheard, 1)
-            mean = (block @ np.ones(block.shape[1], dtype=np.float32)).astype(np.float64) / m
-            squares = np.array([np.dot(r, r) for r in block], dtype=np.float64)
-            var = squares / m - mean * mean
-            stat = np.sqrt(np.maximum(var, 0.0)) if n_unheard > 0 else np.zeros(len(block))
-        else:
-            flat.put(at, -np.inf)
-            stat = block.max(axis=1).astype(np.float64)
-        flat.put(at, saved)
-        ok = np.isfinite(stat) & (stat > 0)
-        return np.where(ok, stat, 1.0)
 
     def weights(self) -> dict[str, float]:
         return {

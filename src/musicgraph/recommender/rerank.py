@@ -49,6 +49,7 @@ from musicgraph.recommender.base import (
     TrainingData,
     without_held_out_tags,
 )
+from musicgraph.recommender.kernels import tree_scores
 from musicgraph.recommender.scoring import best_positions
 
 COMPONENTS = ("ease", "svd", "als", "friends", "tag_knn", "tag_profile")
@@ -83,11 +84,6 @@ LGB_PARAMS: dict[str, Any] = {
 ROUNDS = 60
 MAX_LEAVES = 16
 U16 = npt.NDArray[np.uint16]
-# the index of the lowest set bit of every 16-bit mask (0 for 0, which cannot occur: the last
-# leaf of a tree is in no node's left subtree)
-_LOWEST_BIT = np.zeros(1 << MAX_LEAVES, dtype=np.int8)  # 64 kB: stays in the CPU caches
-for _bit in range(MAX_LEAVES - 1, -1, -1):
-    _LOWEST_BIT[(np.arange(1 << MAX_LEAVES) >> _bit) & 1 == 1] = _bit
 
 
 class RerankError(MusicgraphError):
@@ -163,18 +159,13 @@ class _FeatureBins:
         masks = np.concatenate(blocks) if blocks else np.zeros((1, n_trees), dtype=np.uint16)
         return cls(used.astype(np.int64), tuple(thresholds), offset, masks)
 
-    def cleared(self, x: FloatArray) -> U16:
-        """rows x trees: the leaf bits each row's failed nodes clear."""
-        if self.features.size == 0:
-            return np.zeros((self.masks.shape[1], x.shape[0]), dtype=np.uint16)
-        xt = np.ascontiguousarray(x.T)
-        bins = np.empty((self.features.size, x.shape[0]), dtype=np.int64)
-        for j, (f, cuts) in enumerate(zip(self.features.tolist(), self.thresholds, strict=True)):
-            bins[j] = cuts.searchsorted(xt[f], side="left")
-        bins += self.offset[:, None]
-        # features x rows x trees, OR-ed over the features
-        out: U16 = np.bitwise_or.reduce(np.take(self.masks, bins, axis=0), axis=0)
-        return out
+    def cuts(self) -> tuple[FloatArray, IntArray]:
+        """The thresholds of every feature in one array, and where each feature's start (with
+        the end as a last entry)."""
+        flat = np.concatenate(self.thresholds) if self.thresholds else np.zeros(0)
+        start = np.zeros(len(self.thresholds) + 1, dtype=np.int64)
+        np.cumsum([t.size for t in self.thresholds], out=start[1:])
+        return flat, start
 
 
 @dataclass(frozen=True)
@@ -199,24 +190,33 @@ class Reranker:
     # the Hybrid parameters it was trained for (its features are that Hybrid's scores)
     params: Mapping[str, Any] = field(default_factory=dict)
     _bins: _FeatureBins = field(init=False, repr=False, compare=False)
-    _tree_base: IntArray = field(init=False, repr=False, compare=False)  # leaf_value row starts
+    _cuts: tuple[FloatArray, IntArray] = field(init=False, repr=False, compare=False)
 
     @property
     def n_trees(self) -> int:
         return self.leaf_value.size // max(self.leaves, 1)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_bins", _FeatureBins.of(self))
-        object.__setattr__(self, "_tree_base", np.arange(self.n_trees) * self.leaves)
+        bins = _FeatureBins.of(self)
+        object.__setattr__(self, "_bins", bins)
+        object.__setattr__(self, "_cuts", bins.cuts())
 
     def predict(self, x: FloatArray) -> FloatArray:
         """Scores (higher first) of feature rows ``x`` (rows x len(FEATURES))."""
         n_trees = self.n_trees
         if n_trees == 0 or x.shape[0] == 0:
             return np.full(x.shape[0], self.base)
-        alive = ~self._bins.cleared(x)  # rows x trees
-        rows_leaf = _LOWEST_BIT[alive] + self._tree_base
-        out: FloatArray = self.leaf_value[rows_leaf].sum(axis=1) + self.base
+        bins = self._bins
+        out: FloatArray = tree_scores(
+            np.ascontiguousarray(x, dtype=np.float64),
+            bins.features,
+            *self._cuts,
+            bins.offset,
+            bins.masks,
+            self.leaf_value,
+            self.leaves,
+            float(self.base),
+        )
         return out
 
     # --- re-ranking ------------------------------------------------------------------------------

@@ -1,0 +1,243 @@
+"""Compiled loops for the request path, where numpy would take a dozen calls over the same data.
+
+A HetRec request is about a millisecond, and most of the numpy calls in it touch a few thousand
+values, where a call's fixed cost (a few microseconds: argument checks, a temporary, a second
+pass) is most of its time. The loops here do such a step in one pass, compiled by numba (cached
+on disk beside this file, so a process compiles each one once, the first time it runs; the engine
+calls :func:`warm` in its fitting thread so that no request pays for it). They release the GIL.
+
+Each one is checked against a plain numpy or Python version of the same in the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+F = TypeVar("F", bound=Callable[..., Any])
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.integer[Any]]  # int32 or int64 (numba compiles one version for each)
+
+
+def _jit(f: F) -> F:
+    return cast(F, numba.njit(cache=True, nogil=True)(f))
+
+
+def _jit_sums(f: F) -> F:
+    """:func:`_jit` for loops that sum: the sums may be reassociated (summed in several lanes at
+    once, in vector registers), which changes them in the last bits only; infinities and NaN
+    keep their meaning."""
+    return cast(F, numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(f))
+
+
+# the lowest set bit of a word, by de Bruijn multiplication: table[(low * C) >> 58] is its index
+_DEBRUIJN = np.uint64(0x03F79D71B4CA8B09)
+_BIT_INDEX = np.zeros(64, dtype=np.int64)
+for _i in range(64):
+    _BIT_INDEX[((1 << _i) * 0x03F79D71B4CA8B09 % (1 << 64)) >> 58] = _i
+
+
+@_jit
+def overlap_counts(
+    start: I64,
+    length: Ints,
+    indices: Ints,
+    items: I64,
+    seeds: I64,
+    degree: Ints,
+    probe: I64,
+    n_cols: int,
+) -> tuple[I64, F64, I64]:
+    """For rows ``items`` (R) and ``seeds`` (S) of a pooled matrix given by its arrays (row ``i``
+    is ``indices[start[i] : start[i] + length[i]]``, distinct columns): ``counts[r, s]``, the
+    columns both rows have; when ``degree`` (one per column) is not empty, ``mass[r, s]``, the
+    sum of ``1 / degree`` over those columns; ``probed[r]``, how many of the ``probe`` columns
+    row ``r`` has. Columns at or past ``n_cols`` and rows past the arrays count nothing.
+
+    Each column gets a word with one bit per item (64 items a round); a seed's entries read their
+    column's word and count only its set bits, so the cost is the rows' lengths plus the shared
+    pairs, and the only table is one word per column."""
+    n_r = items.size
+    n_s = seeds.size
+    # seed by seed, so that a seed's sums are one contiguous row
+    counts_t = np.zeros((n_s, n_r), dtype=np.int64)
+    mass_t = np.zeros((n_s, n_r), dtype=np.float64)
+    with_mass = degree.size > 0
+    n_rows = start.size
+    probed = np.zeros(n_r, dtype=np.int64)
+    words = np.zeros(n_cols, dtype=np.uint64)
+    one = np.uint64(1)
+    for lo in range(0, n_r, 64):
+        hi = min(lo + 64, n_r)
+        for r in range(lo, hi):
+            row = items[r]
+            if row >= n_rows:
+                continue
+            bit = one << np.uint64(r - lo)
+            for k in range(start[row], start[row] + length[row]):
+                if indices[k] < n_cols:
+                    words[indices[k]] |= bit
+        for s in range(n_s):
+            row = seeds[s]
+            if row >= n_rows:
+                continue
+            seed_counts = counts_t[s]
+            seed_mass = mass_t[s]
+            for k in range(start[row], start[row] + length[row]):
+                col = indices[k]
+                if col >= n_cols:
+                    continue
+                word = words[col]
+                if word == 0:
+                    continue
+                weight = 1.0 / degree[col] if with_mass else 0.0
+                while word != 0:
+                    low = word & (~word + one)
+                    r = lo + _BIT_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]
+                    seed_counts[r] += 1
+                    seed_mass[r] += weight
+                    word ^= low
+        for col in probe:
+            if col < n_cols:
+                word = words[col]
+                while word != 0:
+                    low = word & (~word + one)
+                    probed[lo + _BIT_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]] += 1
+                    word ^= low
+        for r in range(lo, hi):
+            row = items[r]
+            if row < n_rows:
+                for k in range(start[row], start[row] + length[row]):
+                    if indices[k] < n_cols:
+                        words[indices[k]] = 0
+    return counts_t.T.copy(), mass_t.T.copy(), probed
+
+
+@_jit
+def tree_scores(
+    x: F64,
+    features: I64,
+    cuts: F64,
+    cut_start: I64,
+    mask_start: I64,
+    masks: npt.NDArray[np.uint16],
+    leaf_value: F64,
+    leaves: int,
+    base: float,
+) -> F64:
+    """The summed leaf values of stacked trees for each row of ``x`` (rows x features), by the
+    per-feature bins of :class:`~musicgraph.recommender.rerank._FeatureBins`: for each
+    ``features[j]``, the thresholds ``cuts[cut_start[j] : cut_start[j + 1]]`` (ascending), and
+    ``masks[mask_start[j] + bin]`` the leaf bits (per tree) that the nodes below the value
+    clear. A tree's leaf is its lowest bit left. ``bin`` counts the thresholds strictly below the
+    value (a NaN is above all of them, as numpy sorts it)."""
+    one = np.uint64(1)
+    n_rows = x.shape[0]
+    n_trees = masks.shape[1]
+    out = np.empty(n_rows, dtype=np.float64)
+    cleared = np.empty(n_trees, dtype=np.uint16)
+    for i in range(n_rows):
+        cleared[:] = 0
+        for j in range(features.size):
+            value = x[i, features[j]]
+            lo = cut_start[j]
+            hi = cut_start[j + 1]
+            if value != value:
+                b = hi
+            else:
+                b = lo
+                while b < hi:
+                    mid = (b + hi) >> 1
+                    if cuts[mid] < value:
+                        b = mid + 1
+                    else:
+                        hi = mid
+            row = masks[mask_start[j] + b - cut_start[j]]
+            for t in range(n_trees):
+                cleared[t] |= row[t]
+        total = base
+        for t in range(n_trees):
+            alive = np.uint64(0xFFFF ^ cleared[t])
+            low = alive & (~alive + one)
+            total += leaf_value[t * leaves + _BIT_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]]
+        out[i] = total
+    return out
+
+
+@_jit_sums
+def fuse_rows(
+    block: npt.NDArray[np.float32], heard: I64, weights: F64, use_std: bool
+) -> tuple[F64, F64]:
+    """``sum_j weights[j] / scale[j] * block[j]`` (float64) and the ``scale`` of each row of
+    ``block`` (components x items, float32) over the items not in ``heard`` (distinct): its standard
+    deviation (``use_std``) or its maximum, 1 where that is not a positive number. The heard
+    entries are set aside while the rows are summed (their large scores would swamp the others'
+    in the sums of squares), then put back; sums are float64."""
+    m, n = block.shape
+    n_heard = heard.size
+    saved = np.empty((m, n_heard), dtype=np.float32)
+    scales = np.ones(m, dtype=np.float64)
+    fill = np.float32(0.0) if use_std else np.float32(-np.inf)
+    n_unheard = n - n_heard
+    for j in range(m):
+        row = block[j]
+        for q in range(n_heard):
+            saved[j, q] = row[heard[q]]
+            row[heard[q]] = fill
+        if use_std:
+            total = 0.0
+            squares = 0.0
+            for i in range(n):
+                v = np.float64(row[i])
+                total += v
+                squares += v * v
+            count = max(n_unheard, 1)
+            mean = total / count
+            var = squares / count - mean * mean
+            stat = np.sqrt(max(var, 0.0)) if n_unheard > 0 else 0.0
+        else:
+            best = -np.inf
+            for i in range(n):
+                best = max(best, np.float64(row[i]))
+            stat = best
+        if np.isfinite(stat) and stat > 0:
+            scales[j] = stat
+        for q in range(n_heard):
+            row[heard[q]] = saved[j, q]
+    coef = weights / scales
+    out = np.zeros(n, dtype=np.float64)
+    for j in range(m):
+        c = coef[j]
+        row = block[j]
+        for i in range(n):
+            out[i] += c * row[i]
+    return out, scales
+
+
+NO_DEGREE: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+NO_INTS: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+
+
+def warm() -> None:
+    """Compile every kernel here (or read it from numba's cache) for the array types serving
+    passes, on tiny inputs: a second or two the first time on a machine, some 0.3 s after."""
+    i32, i64 = np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int64)
+    overlap_counts(i64, i32, i32, i64, i64, np.ones(1, dtype=np.int32), i64, 1)
+    overlap_counts(i64, i32, i32, i64, i64, NO_DEGREE, NO_INTS, 1)
+    fuse_rows(np.ones((2, 3), dtype=np.float32), i64, np.ones(2), True)
+    fuse_rows(np.ones((2, 3), dtype=np.float32), i64, np.ones(2), False)
+    tree_scores(
+        np.zeros((1, 1)),
+        i64,
+        np.zeros(1),
+        np.array([0, 1]),
+        i64,
+        np.zeros((2, 1), dtype=np.uint16),
+        np.zeros(1),
+        1,
+        0.0,
+    )

@@ -1,0 +1,49 @@
+"""The compiled kernels against plain numpy versions of the same (the others, overlaps and tree
+scores, are checked against brute-force counts and LightGBM in their modules' tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicgraph.recommender import kernels
+from musicgraph.recommender.hybrid import _row_scales
+
+
+@pytest.mark.parametrize("how", ["std", "max"])
+def test_fuse_rows_scales_over_unheard_items_and_sums_the_weighted_rows(how: str) -> None:
+    """Each row's scale is _row_scales' over the unheard items (heard ones masked), 1 for a row
+    with nothing positive; the sum weighs the whole rows, heard items included; the block comes
+    back unchanged."""
+    rng = np.random.default_rng(3)
+    block = rng.normal(size=(5, 400)).astype(np.float32)
+    heard = rng.choice(400, size=37, replace=False).astype(np.int64)
+    block[0, heard] = 1e4  # heard items' large scores must not count
+    block[2] = 0.0  # nothing to scale by: 1
+    block[3] = -np.abs(block[3])  # no positive maximum (with "max"): 1
+    weights = np.array([1.0, 2.0, 0.5, 4.0, 0.75])
+    before = block.copy()
+    total, scales = kernels.fuse_rows(block, heard, weights, how == "std")
+    masked = block.astype(np.float64)
+    masked[:, heard] = -np.inf
+    want_scales = _row_scales(masked, how).ravel()
+    np.testing.assert_allclose(scales, want_scales, rtol=1e-9)
+    assert scales[2] == 1.0
+    if how == "max":
+        assert scales[3] == 1.0
+    want = (weights / want_scales) @ block.astype(np.float64)
+    np.testing.assert_allclose(total, want, rtol=1e-9, atol=1e-9)
+    assert (block == before).all()
+
+
+def test_fuse_rows_with_every_item_heard_scales_by_one() -> None:
+    block = np.arange(6, dtype=np.float32).reshape(2, 3)
+    total, scales = kernels.fuse_rows(block, np.arange(3), np.ones(2), True)
+    assert scales.tolist() == [1.0, 1.0]
+    np.testing.assert_allclose(total, block.sum(axis=0))
+
+
+def test_warm_compiles_every_kernel_for_the_types_serving_passes() -> None:
+    kernels.warm()
+    for kernel in (kernels.overlap_counts, kernels.fuse_rows, kernels.tree_scores):
+        assert kernel.signatures  # type: ignore[attr-defined]
