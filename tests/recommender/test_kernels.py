@@ -45,5 +45,38 @@ def test_fuse_rows_with_every_item_heard_scales_by_one() -> None:
 
 def test_warm_compiles_every_kernel_for_the_types_serving_passes() -> None:
     kernels.warm()
-    for kernel in (kernels.overlap_counts, kernels.fuse_rows, kernels.tree_scores):
+    for kernel in (
+        kernels.overlap_counts,
+        kernels.best_unheard,
+        kernels.shown_reasons,
+        kernels.candidate_features,
+        kernels.fuse_rows,
+        kernels.tree_scores,
+    ):
         assert kernel.signatures  # type: ignore[attr-defined]
+
+
+def reasons_by_sorting(contrib: np.ndarray, picks: int) -> list[tuple[int, int, float]]:
+    """Each row's columns sorted by (contribution desc, column), the first ``picks``: the first
+    always, the others when positive; shares of the row's total (0 when it is not positive)."""
+    out = []
+    for r, row in enumerate(contrib.tolist()):
+        total = sum(row)
+        ranked = sorted(range(len(row)), key=lambda c: (-row[c], c))[:picks]
+        for j, c in enumerate(ranked):
+            if j == 0 or row[c] > 0:
+                out.append((r, c, row[c] / total if total > 0 else 0.0))
+    return out
+
+
+def test_shown_reasons_pick_what_a_sort_picks_ties_and_zeros_included() -> None:
+    rng = np.random.default_rng(5)
+    contrib = rng.integers(0, 4, size=(30, 9)).astype(np.float64)  # many ties and zeros
+    contrib[3] = 0.0  # nothing given: the first origin is still shown, with share 0
+    contrib[4, :] = -1.0
+    for picks in (1, 3, 9, 12):
+        rows, cols, shares = kernels.shown_reasons(contrib, picks)
+        got = list(zip(rows.tolist(), cols.tolist(), shares.tolist(), strict=True))
+        want = reasons_by_sorting(contrib, picks)
+        assert [g[:2] for g in got] == [w[:2] for w in want]
+        np.testing.assert_allclose([g[2] for g in got], [w[2] for w in want], rtol=1e-12)

@@ -18,7 +18,7 @@ import pytest
 import scipy.sparse as sp
 
 from musicgraph.recommender.base import TrainingData
-from musicgraph.recommender.hybrid import Hybrid
+from musicgraph.recommender.hybrid import ComponentParts, Hybrid
 from musicgraph.recommender.rerank import (
     FEATURES,
     Reranker,
@@ -201,7 +201,7 @@ def test_serving_and_batch_rerank_the_same_way() -> None:
         frows = plays[fr]
         slot = np.repeat(np.arange(fr.size), np.diff(frows.indptr))
         items = row.indices.astype(np.int64)
-        parts: dict[str, tuple[np.ndarray, float]] = {}
+        parts = ComponentParts()
         one = model.score_one(items, row.data, frows.indices, frows.data, slot, parts)
         assert set(parts) <= set(scaled) and "ease" in parts
         unheard = np.setdiff1d(np.arange(16), items)
@@ -235,14 +235,16 @@ def test_training_uses_held_out_splits_of_the_data_alone() -> None:
 
 
 def test_top_candidates_match_a_full_sort() -> None:
-    """The threshold shortcut picks the k best unheard items of a full sort, best first, and
-    leaves the scores as they were."""
+    """The threshold shortcut picks the k best unheard items of a full sort, best first (ties by
+    index), and leaves the scores as they were."""
     rng = np.random.default_rng(3)
     for trial in range(60):
         n = int(rng.integers(1, 500))
         scores = rng.standard_normal(n) * rng.choice([1e-9, 1.0, 1e6])
         if trial % 4 == 0:
             scores = -np.abs(scores)
+        if trial % 3 == 1:  # ties, the k-th's among them
+            scores = np.round(scores * 3 / max(float(np.abs(scores).max()), 1e-300))
         before = scores.copy()
         heard = rng.choice(n, size=int(rng.integers(0, n)), replace=False).astype(np.int64)
         k = int(rng.integers(1, 120))

@@ -79,7 +79,7 @@ from musicgraph.logging import get_logger
 from musicgraph.recommender import kernels
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
 from musicgraph.recommender.explain import Reason, SeedOrigin, TagNames, explain
-from musicgraph.recommender.hybrid import Hybrid
+from musicgraph.recommender.hybrid import ComponentParts, Hybrid
 from musicgraph.recommender.projection import Projection
 from musicgraph.recommender.random_walk import (
     ExactOperator,
@@ -1108,7 +1108,7 @@ class RecommendationEngine:
                 f_items, f_plays, f_slot = f_items[ok], f_plays[ok], f_slot[ok]
         # the learned re-ranker permutes the best candidates' scores, reading the components'
         # scores that score_one computed on the way
-        parts: dict[str, tuple[Any, float]] | None = {} if fit.model.reranker is not None else None
+        parts = ComponentParts() if fit.model.reranker is not None else None
         scores = fit.model.score_one(cols, w, f_items, f_plays, f_slot, parts)
         ranked = None
         if parts is not None:

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from musicgraph.graph.models import ItemKind
 from musicgraph.recommender.base import FloatArray, IntArray
-from musicgraph.recommender.kernels import NO_DEGREE, NO_INTS, overlap_counts
+from musicgraph.recommender.kernels import NO_DEGREE, NO_INTS, overlap_counts, shown_reasons
 from musicgraph.recommender.projection import DynamicCSR, Projection
 from musicgraph.recommender.random_walk import WalkParams, WalkResult
 
@@ -193,31 +193,14 @@ def explain(
             for k in range(n_k):
                 members = np.flatnonzero(group == k)
                 speaker[:, k] = members[np.argmax(ranked_seeds[:, members], axis=1)]
-    n_k = by_origin.shape[1]
-    # each item's best origins, best first, ties to the first origin (a stable sort's order):
-    # argmax, which returns the first of equal maxima, asked again with the found ones taken
-    # out (for 3 of 50 origins a third of a sort's cost)
-    picks = min(max_reasons, n_k)
-    order = np.empty((n_r, picks), dtype=np.int64)
-    best = np.empty((n_r, picks))
-    left = by_origin.copy()
-    all_r = np.arange(n_r)
-    for j in range(picks):
-        order[:, j] = k = left.argmax(axis=1)
-        best[:, j] = left[all_r, k]
-        if j + 1 < picks:
-            left[all_r, k] = -np.inf
-    # the shown (item, origin) pairs, item by item, best first: every origin that gave the item
-    # something, and the best one even when none did
-    shown = best > 0
-    shown[:, 0] = True
-    pr, pj = np.nonzero(shown)
-    pk = order[pr, pj]
+    # the shown (item, origin) pairs, item by item, best first (equal ones in origin order):
+    # every origin that gave the item something, and the best one even when none did
+    pr, pk, pair_shares = shown_reasons(
+        np.ascontiguousarray(by_origin, dtype=np.float64), max_reasons
+    )
     ps = pk if speaker is None else speaker[pr, pk]
     pair_seeds = seeds[ps]
-    totals = by_origin.sum(axis=1)
-    totals[totals <= 0] = np.inf  # no share without a score
-    shares = (best[pr, pj] / totals[pr]).tolist()
+    shares = pair_shares.tolist()
 
     if listen is None:
         # the sampled walk's contributions count no listeners: count them for the shown seeds

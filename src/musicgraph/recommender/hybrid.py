@@ -56,7 +56,7 @@ features (popularity, friends, tags); :meth:`score` applies it to a block, :meth
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -69,7 +69,10 @@ from musicgraph.recommender.als import ALS
 from musicgraph.recommender.base import FloatArray, IntArray, TrainingData
 from musicgraph.recommender.cooccurrence import cosine_similarity
 from musicgraph.recommender.ease import EASE
-from musicgraph.recommender.kernels import fuse_rows
+from musicgraph.recommender.kernels import NO_INTS, candidate_features, fuse_rows
+from musicgraph.recommender.rerank import (
+    COMPONENTS as RERANK_COMPONENTS,
+)
 from musicgraph.recommender.rerank import (
     ItemContext,
     Reranker,
@@ -241,6 +244,39 @@ class _UserCache:
             self._entries[key] = vectors
             self.bytes += size
         return True
+
+
+class ComponentParts(Mapping[str, tuple[F32, float]]):
+    """What :meth:`Hybrid.score_one` computed on the way, for :meth:`Hybrid.rerank_one`: each
+    component's raw scores (a row of one block) and the scale they were divided by, before the
+    weight; read as a mapping, component name -> (scores, scale)."""
+
+    def __init__(self) -> None:
+        self.block: F32 = np.zeros((0, 0), dtype=np.float32)
+        self.names: tuple[str, ...] = ()
+        self.scales: FloatArray = np.zeros(0)
+        # per re-ranker component, its row in ``block`` (-1: not computed)
+        self.rows: IntArray = np.full(len(RERANK_COMPONENTS), -1, dtype=np.int64)
+
+    def fill(self, block: F32, names: tuple[str, ...], scales: FloatArray) -> None:
+        self.block, self.scales = block, scales
+        if names != self.names:
+            self.names = names
+            self.rows = np.array(
+                [names.index(c) if c in names else -1 for c in RERANK_COMPONENTS], dtype=np.int64
+            )
+
+    def __getitem__(self, name: str) -> tuple[F32, float]:
+        if name not in self.names:
+            raise KeyError(name)
+        j = self.names.index(name)
+        return self.block[j], float(self.scales[j])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 #: bytes of user vectors a fitted Hybrid keeps (HetRec: 1,892 users in about 31 MB)
@@ -727,15 +763,15 @@ class Hybrid(DenseScoringMixin):
         friend_items: IntArray | None = None,
         friend_plays: FloatArray | None = None,
         friend_slot: IntArray | None = None,
-        parts: dict[str, tuple[npt.NDArray[Any], float]] | None = None,
+        parts: ComponentParts | None = None,
     ) -> FloatArray:
         """The fused scores (one per fitted item) of one user with play counts ``plays`` on
         ``items`` (fitted item indices, no repeats, positive counts): what :meth:`score_rows`
         gives for that row, computed without sparse-matrix objects.
 
         ``friend_items``/``friend_plays`` are the friends' listens flattened, ``friend_slot``
-        says which friend each belongs to (0..n_friends-1). A ``parts`` dict receives each
-        component's raw scores and the scale they were divided by, for :meth:`rerank_one`."""
+        says which friend each belongs to (0..n_friends-1). ``parts`` receives each component's
+        raw scores and the scale they were divided by, for :meth:`rerank_one`."""
         if self._serving is None:
             self.prepare_serving()
         s = self._serving
@@ -791,8 +827,7 @@ class Hybrid(DenseScoringMixin):
         used = block[: len(names)]
         total, scales = fuse_rows(used, items, np.asarray(weights), self.scale == "std")
         if parts is not None:
-            for j, name in enumerate(names):
-                parts[name] = (used[j], float(scales[j]))
+            parts.fill(used, tuple(names), scales)
         return total
 
     def weights(self) -> dict[str, float]:
@@ -904,7 +939,7 @@ class Hybrid(DenseScoringMixin):
         self,
         scores: FloatArray,
         items: IntArray,
-        parts: Mapping[str, tuple[npt.NDArray[Any], float]],
+        parts: ComponentParts,
         friend_items: IntArray | None = None,
         n_friends: int = 0,
     ) -> IntArray | None:
@@ -914,32 +949,27 @@ class Hybrid(DenseScoringMixin):
         best unheard items, so a caller needs no second pass over the scores); a no-op that
         returns None without a re-ranker.
 
-        ``parts`` is what :meth:`score_one` filled in: per component, its raw scores over all
-        items and the scale it divided them by, before the weight (a component it skipped is
-        left out, and counts 0)."""
+        ``parts`` is what :meth:`score_one` filled in (a component it skipped counts 0). The
+        candidates' feature rows are :func:`~musicgraph.recommender.rerank.features`', built in
+        one compiled pass (:func:`~musicgraph.recommender.kernels.candidate_features`)."""
         r = self.reranker
         if r is None or items.size == 0:
             return None
         items = np.asarray(items, dtype=np.int64)
         cands = top_candidates(scores, items, r.k)
-        picked = {
-            name: np.asarray(v[cands], dtype=np.float64) / scale
-            for name, (v, scale) in parts.items()
-        }
-        playing = np.zeros(cands.size)
-        if friend_items is not None and friend_items.size:
-            # friends' (friend, item) pairs are distinct: an item's count is its friends (a
-            # count per item rather than a sort, whose branches cost 50 us for many friends)
-            counts = np.bincount(friend_items, minlength=scores.size)
-            playing = counts[cands].astype(np.float64)
-        x = rerank_features(
-            scores[cands],
-            picked,
-            self.item_context(),
+        ctx = self.item_context()
+        x = candidate_features(
+            scores,
+            parts.block,
+            parts.scales,
+            parts.rows,
             cands,
-            history=items,
-            n_friends=float(n_friends),
-            friends_playing=playing,
+            ctx.log_popularity,
+            ctx.log_tags,
+            items.size,
+            float(ctx.log_popularity[items].mean()),
+            float(n_friends),
+            NO_INTS if friend_items is None else np.asarray(friend_items, dtype=np.int64),
         )
         order = r.order(x, cands)
         permute_scores(scores, cands, order)

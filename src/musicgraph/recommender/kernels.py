@@ -218,6 +218,142 @@ def fuse_rows(
     return out, scales
 
 
+@_jit
+def best_unheard(scores: F64, heard: I64, k: int) -> I64:
+    """The ``k`` best finite scores' positions, ``heard`` left out (fewer if fewer exist), best
+    first, equal scores by position; ``scores`` is left as it was. As
+    :func:`~musicgraph.recommender.scoring.best_positions` does, a threshold falling by quarters
+    from the best score finds a few more than ``k`` in a pass or two, and only those are
+    sorted."""
+    n = scores.size
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    saved = np.empty(heard.size, dtype=np.float64)
+    for q in range(heard.size):
+        saved[q] = scores[heard[q]]
+        scores[heard[q]] = -np.inf
+    top = -np.inf
+    for i in range(n):
+        top = max(top, scores[i])
+    threshold = -np.inf
+    if top > 0:
+        t = top / 4
+        while t > top * 1e-6:
+            count = 0
+            for i in range(n):
+                count += scores[i] > t
+            if count >= k:
+                threshold = t
+                break
+            t /= 4
+    found = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        v = scores[i]
+        if v > threshold and np.isfinite(v):
+            found[m] = i
+            m += 1
+    picked = found[:m]
+    values = np.empty(m, dtype=np.float64)
+    for j in range(m):
+        values[j] = -scores[picked[j]]
+    if m > k:  # only what ties with the k-th best or beats it is sorted
+        kth = np.partition(values, k - 1)[k - 1]
+        keep = values <= kth
+        picked = picked[keep]
+        values = values[keep]
+    order = np.argsort(values, kind="mergesort")  # stable: equal scores by position
+    for q in range(heard.size):
+        scores[heard[q]] = saved[q]
+    return picked[order[:k]]
+
+
+@_jit
+def shown_reasons(contrib: F64, picks: int) -> tuple[I64, I64, F64]:
+    """Each item's (row's) best ``picks`` origins (columns) by contribution, best first, equal
+    ones in column order: the first always, the others when they gave something. Returns the
+    shown pairs item by item, best first: (row, column, share of the row's total; 0 where the
+    total is not positive)."""
+    n_r, n_k = contrib.shape
+    picks = min(picks, n_k)
+    rows = np.empty(n_r * picks, dtype=np.int64)
+    cols = np.empty(n_r * picks, dtype=np.int64)
+    shares = np.empty(n_r * picks, dtype=np.float64)
+    taken = np.zeros(n_k, dtype=np.bool_)
+    m = 0
+    for r in range(n_r):
+        total = 0.0
+        for c in range(n_k):
+            total += contrib[r, c]
+        first = m
+        for j in range(picks):
+            best = -np.inf
+            at = -1
+            for c in range(n_k):
+                if not taken[c] and (at < 0 or contrib[r, c] > best):
+                    best = contrib[r, c]
+                    at = c
+            if j > 0 and not best > 0:
+                break
+            taken[at] = True
+            rows[m] = r
+            cols[m] = at
+            shares[m] = best / total if total > 0 else 0.0
+            m += 1
+        for q in range(first, m):
+            taken[cols[q]] = False
+    return rows[:m], cols[:m], shares[:m]
+
+
+@_jit
+def candidate_features(
+    blend: F64,
+    block: npt.NDArray[np.float32],
+    scales: F64,
+    component_rows: I64,
+    candidates: I64,
+    log_popularity: F64,
+    log_tags: F64,
+    n_history: int,
+    history_popularity: float,
+    n_friends: float,
+    friend_items: I64,
+) -> F64:
+    """The re-ranker's feature rows of one user's candidates (the layout of
+    :data:`~musicgraph.recommender.rerank.FEATURES`, as
+    :func:`~musicgraph.recommender.rerank.features` builds them) from what the Hybrid's
+    :meth:`~musicgraph.recommender.hybrid.Hybrid.score_one` computed: the fused scores
+    ``blend``, and component ``c``'s raw scores in ``block[component_rows[c]]`` (-1: the Hybrid
+    lacks it, 0) to be divided by its scale. ``friend_items`` are the friends' items, one entry
+    per (friend, item); ``history_popularity`` the mean log popularity of the heard items."""
+    n_c = component_rows.size
+    k = candidates.size
+    x = np.zeros((k, 1 + n_c + 6), dtype=np.float64)
+    # how many friends have each candidate: a slot per item, set for the candidates only
+    slot = np.full(blend.size, -1, dtype=np.int32)
+    for j in range(k):
+        slot[candidates[j]] = j
+    playing = np.zeros(k, dtype=np.float64)
+    for item in friend_items:
+        if item < slot.size and slot[item] >= 0:
+            playing[slot[item]] += 1.0
+    b = 1 + n_c
+    for j in range(k):
+        item = candidates[j]
+        x[j, 0] = blend[item]
+        for c in range(n_c):
+            row = component_rows[c]
+            if row >= 0:
+                x[j, 1 + c] = np.float64(block[row, item]) / scales[row]
+        x[j, b] = log_popularity[item]
+        x[j, b + 1] = np.log1p(n_history)
+        x[j, b + 2] = np.log1p(n_friends)
+        x[j, b + 3] = playing[j]
+        x[j, b + 4] = history_popularity
+        x[j, b + 5] = log_tags[item]
+    return x
+
+
 NO_DEGREE: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
 NO_INTS: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
@@ -228,8 +364,23 @@ def warm() -> None:
     i32, i64 = np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int64)
     overlap_counts(i64, i32, i32, i64, i64, np.ones(1, dtype=np.int32), i64, 1)
     overlap_counts(i64, i32, i32, i64, i64, NO_DEGREE, NO_INTS, 1)
+    best_unheard(np.ones(3), i64, 2)
+    shown_reasons(np.ones((2, 3)), 2)
     fuse_rows(np.ones((2, 3), dtype=np.float32), i64, np.ones(2), True)
     fuse_rows(np.ones((2, 3), dtype=np.float32), i64, np.ones(2), False)
+    candidate_features(
+        np.zeros(1),
+        np.zeros((1, 1), dtype=np.float32),
+        np.ones(1),
+        i64,
+        i64,
+        np.zeros(1),
+        np.zeros(1),
+        0,
+        0.0,
+        0.0,
+        i64,
+    )
     tree_scores(
         np.zeros((1, 1)),
         i64,
