@@ -235,24 +235,22 @@ def best_unheard(scores: F64, heard: I64, k: int) -> I64:
     top = -np.inf
     for i in range(n):
         top = max(top, scores[i])
-    threshold = -np.inf
-    if top > 0:
-        t = top / 4
-        while t > top * 1e-6:
-            count = 0
-            for i in range(n):
-                count += scores[i] > t
-            if count >= k:
-                threshold = t
-                break
-            t /= 4
+    # the items above a threshold falling by quarters from the best score, until there are k
+    # (all the finite ones when the best is not positive or the threshold gets negligible)
     found = np.empty(n, dtype=np.int64)
-    m = 0
-    for i in range(n):
-        v = scores[i]
-        if v > threshold and np.isfinite(v):
-            found[m] = i
-            m += 1
+    threshold = top / 4 if top > 0 else -np.inf
+    while True:
+        if not threshold > top * 1e-6:
+            threshold = -np.inf
+        m = 0
+        for i in range(n):
+            v = scores[i]
+            if v > threshold and np.isfinite(v):
+                found[m] = i
+                m += 1
+        if m >= k or threshold == -np.inf:
+            break
+        threshold /= 4
     picked = found[:m]
     values = np.empty(m, dtype=np.float64)
     for j in range(m):
