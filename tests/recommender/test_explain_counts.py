@@ -66,7 +66,7 @@ def test_overlaps_match_set_intersections() -> None:
         for s, j in enumerate(seeds.tolist()):
             shared = listeners[i] & listeners[j]
             assert got.counts[r, s] == len(shared)
-            assert got.mass[r, s] == pytest.approx(sum(1.0 / degree[u] for u in shared), rel=1e-9)
+            assert got.mass[r, s] == pytest.approx(sum(1.0 / degree[u] for u in shared), rel=1e-5)
 
 
 def test_overlaps_of_more_items_than_a_word_has_bits() -> None:
@@ -98,7 +98,7 @@ def test_overlaps_of_more_items_than_a_word_has_bits() -> None:
         [sum(1.0 / degree[u] for u in sets[i] & (sets[j] if j < n_items else set())) for j in seeds]
         for i in items
     ]
-    assert np.allclose(got.mass, mass)
+    assert np.allclose(got.mass, mass, rtol=1e-5)
     assert got.probe.tolist() == [len(sets[i] & set(probe.tolist())) for i in items]
     bare = overlaps(m, items, seeds, n_cols)
     assert (bare.counts == want).all() and bare.mass is None and bare.probe is None

@@ -55,66 +55,69 @@ def overlap_counts(
     """For rows ``items`` (R) and ``seeds`` (S) of a pooled matrix given by its arrays (row ``i``
     is ``indices[start[i] : start[i] + length[i]]``, distinct columns): ``counts[r, s]``, the
     columns both rows have; when ``degree`` (one per column) is not empty, ``mass[r, s]``, the
-    sum of ``1 / degree`` over those columns; ``probed[r]``, how many of the ``probe`` columns
-    row ``r`` has. Columns at or past ``n_cols`` and rows past the arrays count nothing.
+    sum of ``1 / degree`` over those columns (summed in float32); ``probed[r]``, how many of the
+    ``probe`` columns row ``r`` has. Columns at or past ``n_cols`` and rows past the arrays
+    count nothing.
 
-    Each column gets a word with one bit per item (64 items a round); a seed's entries read their
-    column's word and count only its set bits, so the cost is the rows' lengths plus the shared
-    pairs, and the only table is one word per column."""
+    Items go 64 at a time: each column the block's items have gets a row of a small table, 1
+    where an item has it; every entry of a seed adds its column's row to the seed's sums (in
+    vector registers). The cost is the rows' lengths times the block, whatever the number of
+    shared pairs (popular seeds and items share tens of thousands)."""
     n_r = items.size
     n_s = seeds.size
-    # seed by seed, so that a seed's sums are one contiguous row
-    counts_t = np.zeros((n_s, n_r), dtype=np.int64)
-    mass_t = np.zeros((n_s, n_r), dtype=np.float64)
-    with_mass = degree.size > 0
     n_rows = start.size
+    with_mass = degree.size > 0
+    counts_t = np.zeros((n_s, n_r), dtype=np.float32)  # seed by seed: a contiguous row each
+    mass_t = np.zeros((n_s, n_r), dtype=np.float32)
     probed = np.zeros(n_r, dtype=np.int64)
-    words = np.zeros(n_cols, dtype=np.uint64)
-    one = np.uint64(1)
+    slot = np.full(n_cols, -1, dtype=np.int32)  # the column's row in the table
     for lo in range(0, n_r, 64):
         hi = min(lo + 64, n_r)
-        for r in range(lo, hi):
-            row = items[r]
-            if row >= n_rows:
-                continue
-            bit = one << np.uint64(r - lo)
-            for k in range(start[row], start[row] + length[row]):
-                if indices[k] < n_cols:
-                    words[indices[k]] |= bit
-        for s in range(n_s):
-            row = seeds[s]
-            if row >= n_rows:
-                continue
-            seed_counts = counts_t[s]
-            seed_mass = mass_t[s]
-            for k in range(start[row], start[row] + length[row]):
-                col = indices[k]
-                if col >= n_cols:
-                    continue
-                word = words[col]
-                if word == 0:
-                    continue
-                weight = 1.0 / degree[col] if with_mass else 0.0
-                while word != 0:
-                    low = word & (~word + one)
-                    r = lo + _BIT_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]
-                    seed_counts[r] += 1
-                    seed_mass[r] += weight
-                    word ^= low
-        for col in probe:
-            if col < n_cols:
-                word = words[col]
-                while word != 0:
-                    low = word & (~word + one)
-                    probed[lo + _BIT_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]] += 1
-                    word ^= low
+        width = hi - lo
+        n_t = 0
         for r in range(lo, hi):
             row = items[r]
             if row < n_rows:
                 for k in range(start[row], start[row] + length[row]):
+                    col = indices[k]
+                    if col < n_cols and slot[col] < 0:
+                        slot[col] = n_t
+                        n_t += 1
+        table = np.zeros((n_t, width), dtype=np.float32)
+        for r in range(lo, hi):
+            row = items[r]
+            if row < n_rows:
+                for k in range(start[row], start[row] + length[row]):
+                    col = indices[k]
+                    if col < n_cols:
+                        table[slot[col], r - lo] = 1.0
+        for s in range(n_s):
+            row = seeds[s]
+            if row >= n_rows:
+                continue
+            seed_counts = counts_t[s, lo:hi]
+            seed_mass = mass_t[s, lo:hi]
+            for k in range(start[row], start[row] + length[row]):
+                col = indices[k]
+                if col >= n_cols or slot[col] < 0:
+                    continue
+                has = table[slot[col]]
+                weight = np.float32(1.0 / degree[col]) if with_mass else np.float32(0.0)
+                for r in range(width):
+                    seed_counts[r] += has[r]
+                    seed_mass[r] += has[r] * weight
+        for col in probe:
+            if col < n_cols and slot[col] >= 0:
+                has = table[slot[col]]
+                for r in range(width):
+                    probed[lo + r] += np.int64(has[r])
+        for r in range(lo, hi):  # the slots back to -1 for the next block
+            row = items[r]
+            if row < n_rows:
+                for k in range(start[row], start[row] + length[row]):
                     if indices[k] < n_cols:
-                        words[indices[k]] = 0
-    return counts_t.T.copy(), mass_t.T.copy(), probed
+                        slot[indices[k]] = -1
+    return counts_t.T.astype(np.int64), mass_t.T.astype(np.float64), probed
 
 
 @_jit
