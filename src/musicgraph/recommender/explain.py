@@ -11,9 +11,10 @@ into several seed items) are summed.
 The evidence is counted, not guessed: shared listeners (users who played both), shared tags (with
 names), common playlists, and how many of the user's friends play the item.
 
-Listener overlaps and one-hop mass of every (item, seed) pair come from one sparse product, the
-seeds' listener rows times a users x items table (:func:`overlaps`), which also counts the
-friends; playlists are counted the same way for the pairs that are shown. Shared tags, wanted for
+Listener overlaps and one-hop mass of every (item, seed) pair come from one compiled pass over
+the items' and the seeds' listeners (:func:`overlaps`), which also counts the friends; playlists
+are counted the same way for the pairs that are shown, and each item's best seeds are picked in
+one more (:func:`~musicgraph.recommender.kernels.shown_reasons`). Shared tags, wanted for
 the shown pairs only, come from per-item ranked tag lists, per-seed tag sets and per-pair answers
 kept across requests (:class:`TagNames`). Python touches only what is returned: one
 :class:`Reason` and one sentence per shown pair, built field by field in list comprehensions.

@@ -41,8 +41,8 @@ one sparse product with the listens; PureSVD and ALS as small factor products (A
 its normal equations); friends, tag neighbours and the tag profile as gathers of a few sparse
 rows. :meth:`Hybrid.prepare_serving` builds those arrays once per fit (the engine does it in the
 worker thread that fits); the two sparse matrices multiplied whole are stored shortest row first
-(:class:`_ByLength`). The components fill one components x items block, scaled and summed by a
-few BLAS calls. What depends on the user's listens alone (EASE's ``x Z^T M``, the SVD and ALS user
+(:class:`_ByLength`). The components fill one components x items block, scaled and summed in one
+compiled pass (:func:`~musicgraph.recommender.kernels.fuse_rows`). What depends on the user's listens alone (EASE's ``x Z^T M``, the SVD and ALS user
 vectors, the tag profile) is kept per row, as a factor model keeps its user factors: computed for
 every user right after a fit (:meth:`Hybrid.warm_users`) and again for a row that changed (the
 engine does it as it applies a listen).
@@ -50,7 +50,8 @@ engine does it as it applies a listen).
 Optionally (``reranker``, off unless set) a learned re-ranker (:mod:`~.rerank`) orders the fused
 score's best 100 unheard items again from the components' scaled scores and a few context
 features (popularity, friends, tags); :meth:`score` applies it to a block, :meth:`rerank_one` to
-:meth:`score_one`'s output. ``musicgraph evaluate`` reports it as ``Hybrid+rerank``.
+:meth:`score_one`'s output (candidates, feature rows and trees each one compiled pass,
+:mod:`~musicgraph.recommender.kernels`). ``musicgraph evaluate`` reports it as ``Hybrid+rerank``.
 """
 
 from __future__ import annotations

@@ -21,12 +21,13 @@ Training (:func:`train_reranker`, needs ``lightgbm``) uses only the training dat
 each of ``resamples`` validation splits holds out 20% of every user's items (as the protocol's
 validation split does), fits the Hybrid on the rest, and labels each candidate 1 if it was held out.
 ``musicgraph evaluate`` trains it on the validation splits of seed 0 and stores it in
-``rerank_hetrec.json`` beside ``tuned_hetrec.json``; serving applies it with numpy alone: the
-trees are stacked into flat arrays and evaluated all at once by QuickScorer's bit masks
+``rerank_hetrec.json`` beside ``tuned_hetrec.json``; serving applies it without LightGBM: the
+trees are stacked into flat arrays and evaluated by QuickScorer's bit masks
 (Lucchese et al., SIGIR 2015): every split an item fails clears the leaves of that node's left
 subtree, and the item's leaf in each tree is the lowest bit left. The nodes an item fails are found
 per feature, as QuickScorer does, by where its value falls among that feature's sorted thresholds
-(one lookup of the OR of their masks, not one comparison per node).
+(one lookup of the OR of their masks, not one comparison per node), in one compiled pass over the
+candidates (:func:`~musicgraph.recommender.kernels.tree_scores`).
 """
 
 from __future__ import annotations
