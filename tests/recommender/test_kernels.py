@@ -80,3 +80,47 @@ def test_shown_reasons_pick_what_a_sort_picks_ties_and_zeros_included() -> None:
         want = reasons_by_sorting(contrib, picks)
         assert [g[:2] for g in got] == [w[:2] for w in want]
         np.testing.assert_allclose([g[2] for g in got], [w[2] for w in want], rtol=1e-12)
+
+
+def test_candidate_features_are_the_rerankers_feature_rows() -> None:
+    """The compiled feature rows equal rerank.features' for the same candidates, a component
+    the Hybrid lacks (its row -1) counting 0 and friends' items counted per candidate."""
+    from musicgraph.recommender.rerank import COMPONENTS, ItemContext, features
+
+    rng = np.random.default_rng(9)
+    n = 300
+    block = rng.normal(size=(4, n)).astype(np.float32)
+    names = ("ease", "svd", "friends", "tag_profile")  # no als, no tag_knn
+    scales = rng.uniform(0.5, 2.0, size=4)
+    blend = rng.normal(size=n)
+    ctx = ItemContext(rng.uniform(0, 5, n), rng.uniform(0, 3, n))
+    candidates = rng.choice(n, size=40, replace=False).astype(np.int64)
+    history = rng.choice(n, size=25, replace=False).astype(np.int64)
+    friend_items = np.concatenate([candidates[:10], candidates[:3], rng.integers(0, n, 30)])
+    rows = np.array([names.index(c) if c in names else -1 for c in COMPONENTS], dtype=np.int64)
+    got = kernels.candidate_features(
+        blend,
+        block,
+        scales,
+        rows,
+        candidates,
+        ctx.log_popularity,
+        ctx.log_tags,
+        history.size,
+        float(ctx.log_popularity[history].mean()),
+        7.0,
+        friend_items.astype(np.int64),
+    )
+    parts = {c: block[j, candidates].astype(np.float64) / scales[j] for j, c in enumerate(names)}
+    playing = np.array([(friend_items == c).sum() for c in candidates], dtype=np.float64)
+    want = features(
+        blend[candidates],
+        parts,
+        ctx,
+        candidates,
+        history=history,
+        n_friends=7.0,
+        friends_playing=playing,
+    )
+    assert got.tolist() == want.tolist()
+    assert (got[:, 1 + COMPONENTS.index("als")] == 0).all() and playing.max() >= 2
