@@ -3,8 +3,10 @@
 A HetRec request is about a millisecond, and most of the numpy calls in it touch a few thousand
 values, where a call's fixed cost (a few microseconds: argument checks, a temporary, a second
 pass) is most of its time. The loops here do such a step in one pass, compiled by numba (cached
-on disk beside this file, so a process compiles each one once, the first time it runs; the engine
-calls :func:`warm` in its fitting thread so that no request pays for it). They release the GIL.
+on disk beside this file, or in numba's cache directory where this one is read-only: a machine
+compiles each one once, in a second or two, and a process reads it back in some 0.3 s;
+:meth:`RecommendationEngine.load <musicgraph.recommender.engine.RecommendationEngine.load>` calls
+:func:`warm` in a worker thread so that no request waits for it). They release the GIL.
 
 Each one is checked against a plain numpy or Python version of the same in the tests."""
 
