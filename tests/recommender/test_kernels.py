@@ -3,6 +3,11 @@ scores, are checked against brute-force counts and LightGBM in their modules' te
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -43,17 +48,10 @@ def test_fuse_rows_with_every_item_heard_scales_by_one() -> None:
     np.testing.assert_allclose(total, block.sum(axis=0))
 
 
-def test_warm_compiles_every_kernel_for_the_types_serving_passes() -> None:
+def test_warm_compiles_every_kernel() -> None:
     kernels.warm()
-    for kernel in (
-        kernels.overlap_counts,
-        kernels.best_unheard,
-        kernels.shown_reasons,
-        kernels.candidate_features,
-        kernels.fuse_rows,
-        kernels.tree_scores,
-    ):
-        assert kernel.signatures  # type: ignore[attr-defined]
+    for kernel in KERNELS.values():
+        assert kernel.signatures
 
 
 def reasons_by_sorting(contrib: np.ndarray, picks: int) -> list[tuple[int, int, float]]:
@@ -124,3 +122,62 @@ def test_candidate_features_are_the_rerankers_feature_rows() -> None:
     )
     assert got.tolist() == want.tolist()
     assert (got[:, 1 + COMPONENTS.index("als")] == 0).all() and playing.max() >= 2
+
+
+def requests_after_warm() -> dict[str, int]:
+    """In a fresh process: warm(), then Hybrid answers with a re-ranker and explanations, walks
+    for tracks and artists, seed radio and similar items; returns the signatures each kernel
+    gained after warm()."""
+    from musicgraph.recommender.engine import Controls, RecommendationEngine
+    from musicgraph.recommender.rerank import Reranker
+    from tests.recommender.test_engine_hybrid import NOW, two_scenes
+    from tests.recommender.test_engine_hybrid import PARAMS as ENGINE_PARAMS
+    from tests.recommender.test_rerank import _random_booster
+
+    engine = RecommendationEngine(
+        two_scenes(), clock=lambda: NOW, hybrid_params={**ENGINE_PARAMS, "w_als": 0.0}
+    )
+    engine.fit_hybrid()
+    assert engine._hybrid is not None
+    engine._hybrid.model.reranker = Reranker.from_lightgbm(_random_booster().dump_model(), 8)
+    kernels.warm()
+    before = {name: len(kernel.signatures) for name, kernel in KERNELS.items()}
+    p = engine.projection
+    for user in p.users.ids:
+        for explain in (True, False):
+            c = Controls(limit=5, explain=explain)
+            assert engine.recommend(user, kind="artist", controls=c).method == "hybrid"
+            engine.recommend(user, kind="track", controls=c)
+    engine.recommend(None, kind="artist", controls=Controls(seeds=[p.artists.ids[0]]))
+    engine.similar(p.tracks.ids[0], kind="track")
+    return {name: len(k.signatures) - before[name] for name, k in KERNELS.items()}
+
+
+KERNELS = {
+    name: getattr(kernels, name)
+    for name in (
+        "overlap_counts",
+        "best_unheard",
+        "shown_reasons",
+        "fuse_rows",
+        "candidate_features",
+        "tree_scores",
+    )
+}
+
+
+def test_after_warm_no_request_compiles_a_kernel() -> None:
+    """warm() compiles each kernel for the very array types requests pass: in a fresh process
+    (no other test's types compiled), requests after it add no signature (a new one would be
+    compiled inside a request, for a second or more)."""
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import json; from tests.recommender.test_kernels import requests_after_warm; "
+        "print(json.dumps(requests_after_warm()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    added = json.loads(done.stdout.strip().splitlines()[-1])
+    assert added == dict.fromkeys(KERNELS, 0)
