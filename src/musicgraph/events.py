@@ -31,6 +31,7 @@ Topic = Literal[
     "similarity.added",
     "tracks.updated",
     "tags.changed",
+    "graph.imported",
     "recommendations.updated",
     "enrichment.progress",
     "health.changed",
@@ -63,8 +64,10 @@ class Subscription:
         self.dropped = 0
 
     def matches(self, event: Event) -> bool:
+        """The event is of one of its topics and concerns its user: an event for no user in
+        particular (``user_id`` None, e.g. a bulk import's) concerns everyone."""
         return event.topic in self.topics and (
-            self.user_id is None or event.user_id == self.user_id
+            self.user_id is None or event.user_id is None or event.user_id == self.user_id
         )
 
     def offer(self, event: Event) -> None:

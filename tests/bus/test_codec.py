@@ -72,7 +72,9 @@ async def published_events(store: GraphStore) -> dict[str, Event]:
     )
     similar = Similarity("artist", "a1", "a2", 0.75, "lastfm")
     bus.publish(Event("similarity.added", {"source": "lastfm", "similarities": [asdict(similar)]}))
-    # the resolvers' and the engine's payloads (resolvers/listens.py, playlists.py, engine.py)
+    # the resolvers', the engine's and the hetrec import's payloads (resolvers/listens.py,
+    # playlists.py, engine.py, ingest/commands.py)
+    bus.publish(Event("graph.imported", {"source": "hetrec"}))
     bus.publish(Event("ratings.changed", {"track_id": "t1", "score": None}, user_id="u1"))
     bus.publish(
         Event("playlists.changed", {"playlist_id": "p1", "action": "generated"}, user_id="u1")

@@ -388,3 +388,54 @@ def test_cli_recommend_and_similar(tmp_path: Path, capsys: pytest.CaptureFixture
         assert "no user 'nobody'" in capsys.readouterr().err
     finally:
         structlog.reset_defaults()  # main() bound the logger to the captured stderr
+
+
+def write_hetrec(folder: Path) -> Path:
+    """A HetRec-format folder of three users (hetrec-1..3) who play three artists."""
+    folder.mkdir()
+    files = {
+        "artists.dat": "id\tname\turl\tpictureURL\n1\tAlpha\tu\tp\n2\tBeta\tu\tp\n3\tGamma\tu\tp\n",
+        "user_artists.dat": "userID\tartistID\tweight\n1\t1\t50\n1\t2\t40\n2\t1\t30\n2\t2\t20\n"
+        "2\t3\t10\n3\t1\t5\n",
+        "tags.dat": "tagID\ttagValue\n1\tpost-rock\n",
+        "user_taggedartists.dat": "userID\tartistID\ttagID\tday\tmonth\tyear\n1\t3\t1\t1\t4\t2009\n",
+        "user_friends.dat": "userID\tfriendID\n1\t2\n2\t1\n",
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+async def test_a_bulk_import_event_rebuilds_the_projection(
+    sqlite_store: GraphStore, tmp_path: Path
+) -> None:
+    """A HetRec import sends no event per row: its one graph.imported event makes the engine
+    build the projection again from the store, keep serving the users it had, and announce to
+    every user's subscription that their recommendations may have changed."""
+    from musicgraph.ingest.hetrec import import_hetrec
+
+    ids_ = await seed_store(sqlite_store)
+    bus = EventBus()
+    engine = await RecommendationEngine.load(sqlite_store, bus, clock=lambda: NOW)
+    await engine.start()
+    try:
+        before = ids(engine.recommend(ids_["alice"], controls=Controls(limit=5)))
+        await import_hetrec(sqlite_store, write_hetrec(tmp_path / "hetrec"))
+        user3 = await sqlite_store.get_user_by_name("hetrec-3")
+        assert user3 is not None
+        with pytest.raises(RecommenderError, match="unknown user"):
+            engine.recommend(user3.id, kind="artist")  # not announced yet
+        async with bus.subscription(["recommendations.updated"], user_id=ids_["alice"]) as sub:
+            bus.publish(Event("graph.imported", payload={"source": "hetrec"}))
+            event = await asyncio.wait_for(sub.get(), timeout=5.0)
+        assert event.user_id is None and event.payload["kinds"] == ["track", "artist"]
+        got = engine.recommend(user3.id, kind="artist", controls=Controls(limit=3))
+        names = [
+            engine.projection.item_name("artist", engine.projection.artists.index[r.item_id])
+            for r in got.items
+        ]
+        assert names[:1] == ["Beta"]  # what the other listeners of Alpha play
+        assert ids(engine.recommend(ids_["alice"], controls=Controls(limit=5))) == before
+        assert engine.stats.users == 4 + 3
+    finally:
+        await engine.stop()

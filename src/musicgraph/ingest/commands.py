@@ -48,7 +48,8 @@ formats:
                  Date) or without one (artist,album,track,date as lastfm-to-csv writes it)
   scrobbler-log  a Rockbox .scrobbler.log (AUDIOSCROBBLER/1.1; L = listened, S = skipped)
   hetrec         the HetRec 2011 Last.fm-2K folder: users (hetrec-<id>), artist play counts,
-                 artist tags and friendships; needs no --user
+                 artist tags and friendships; needs no --user. A server running on the same
+                 graph builds its recommender's projection again once the import is done.
 
 The file is read as a stream (any size, constant memory) and written in batches of one
 transaction each. Importing the same file again adds nothing: a listen is identified by user,
@@ -132,6 +133,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
 
     async def go(store: GraphStore, settings: Settings) -> int:
+        from musicgraph.bus import create_bus
+        from musicgraph.events import Event
+
         if args.format == "hetrec":
             from musicgraph.ingest.hetrec import BATCH_SIZE as HETREC_BATCH
             from musicgraph.ingest.hetrec import import_hetrec
@@ -139,9 +143,16 @@ def cmd_import(args: argparse.Namespace) -> int:
             hetrec = await import_hetrec(
                 store, args.path, batch_size=args.batch_size or HETREC_BATCH
             )
+            # Its rows send no event each (artist-level counts, tags, friends): one event says
+            # the graph changed in bulk, and a server on it builds its projection again.
+            bus = create_bus(settings, workers=1)
+            await bus.start()
+            try:
+                bus.publish(Event("graph.imported", payload={"source": "hetrec"}))
+            finally:
+                await bus.close()
             _emit(args, hetrec.as_dict(), hetrec.lines())
             return 0
-        from musicgraph.bus import create_bus
         from musicgraph.ingest.pipeline import BATCH_SIZE, ParseJob, import_records
 
         reader = _readers()[args.format]

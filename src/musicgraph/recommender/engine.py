@@ -28,9 +28,11 @@ with these payloads (``event.user_id`` set where it concerns one user):
   "source"}, ...]}`` or ``{"kind", "item_ids"}`` (re-read with ``store.get_similar``)
 - ``tracks.updated``: ``{"track_ids": [...]}`` (re-read with ``store.get_tracks``)
 - ``tags.changed``: ``{"kind", "item_ids"}`` (re-read with ``store.get_tags``)
+- ``graph.imported``: anything (a bulk import that sent no event per row, e.g. ``musicgraph import
+  hetrec``); the projection is built again from the store (:meth:`RecommendationEngine.reload`)
 
 and then publishes ``Event("recommendations.updated", user_id=..., payload={"kinds": [...]})`` for
-the user concerned.
+the user concerned (with no ``user_id`` after a reload: everyone's may have changed).
 
 Hybrid: with ``hybrid=True`` (the default) and at most ``hybrid_max_users`` users,
 ``hybrid_max_artists`` artists and ``hybrid_max_cells`` users x artists (defaults 20k, 100k and 50M:
@@ -124,6 +126,7 @@ _TOPICS: tuple[Topic, ...] = (
     "similarity.added",
     "tracks.updated",
     "tags.changed",
+    "graph.imported",
 )
 MAX_LIMIT = 500
 
@@ -791,6 +794,40 @@ class RecommendationEngine:
             self._sub.close()
             self._sub = None
 
+    async def reload(self) -> None:
+        """Build the projection again from the store and serve from it (after a bulk import that
+        announced itself with one ``graph.imported`` event). Requests keep the old projection
+        until the new one is complete; everything derived from it is dropped, and the Hybrid, fitted
+        on the old one's indices, is fitted again in the background (artists are served by the walk,
+        ``hybrid-pending:``, meanwhile). Events that arrive while it loads are applied after it, so
+        a listen recorded during the load may count twice in play counts until the next reload."""
+        if self.store is None:
+            return
+        t0 = time.perf_counter()
+        projection = await Projection.load(self.store)
+        task, self._hybrid_task = self._hybrid_task, None
+        if task is not None:
+            task.cancel()  # a fit of the old projection's snapshot: its result would not fit
+        self.projection = projection
+        self._divisors.clear()
+        self._ops.clear()
+        self._graphs.clear()
+        self._tag_names = {k: TagNames(projection, k) for k in _KINDS}
+        self._hybrid = None
+        if self._hybrid_timer is not None and self.hybrid_eligible():
+            self._hybrid_state = "pending"
+            self.schedule_hybrid_fit()
+        elif self._hybrid_state == "fitted":  # an engine not started (fitted by hand) has none now
+            self._hybrid_state = "off"
+        self._load_ms = (time.perf_counter() - t0) * 1000
+        log.info(
+            "recommender.reloaded",
+            users=len(projection.users),
+            tracks=len(projection.tracks),
+            artists=len(projection.artists),
+            ms=round(self._load_ms, 1),
+        )
+
     async def _consume(self, sub: Subscription) -> None:
         async for event in sub:
             try:
@@ -856,6 +893,9 @@ class RecommendationEngine:
             ids = list(payload.get("track_ids", []))
             if ids:
                 p.update_tracks([t for t in await self.store.get_tracks(ids) if t is not None])
+        elif event.topic == "graph.imported" and self.store is not None:
+            await self.reload()
+            kinds = ["track", "artist"]
         elif event.topic == "tags.changed" and self.store is not None:
             kind = payload.get("kind", "track")
             ids = list(payload.get("item_ids", []))
@@ -867,7 +907,7 @@ class RecommendationEngine:
             self._hybrid_changes += 1
             if self._hybrid_changes >= self.hybrid_refit_after and self._hybrid_timer is not None:
                 self.schedule_hybrid_fit()
-        if kinds and event.user_id and self.bus is not None:
+        if kinds and (event.user_id or event.topic == "graph.imported") and self.bus is not None:
             self.bus.publish(
                 Event("recommendations.updated", payload={"kinds": kinds}, user_id=event.user_id)
             )

@@ -2,8 +2,9 @@
 
 Dashboards and players ask for the same user's recommendations again and again between two
 listens; the engine's answer only changes when the graph does. Entries are keyed by (user, kind,
-controls). A ``recommendations.updated`` event drops the entries of its user; events that change
-the graph for everyone (similarity, tags, track features) drop everything; every entry also expires
+controls). A ``recommendations.updated`` event drops the entries of its user (of everyone when it
+names none); events that change the graph for everyone (similarity, tags, track features, a bulk
+import) drop everything; every entry also expires
 after ``ttl`` seconds. ``generation`` counts the invalidations, so a cache of whole responses built
 on these answers (:mod:`musicgraph.schema.response_cache`) can tell when they may have changed.
 """
@@ -18,7 +19,12 @@ from typing import Any
 from musicgraph.events import EventBus, Topic
 
 USER_TOPICS: tuple[Topic, ...] = ("recommendations.updated",)
-GLOBAL_TOPICS: tuple[Topic, ...] = ("similarity.added", "tags.changed", "tracks.updated")
+GLOBAL_TOPICS: tuple[Topic, ...] = (
+    "similarity.added",
+    "tags.changed",
+    "tracks.updated",
+    "graph.imported",
+)
 
 
 class ResultCache:
