@@ -826,6 +826,7 @@ class RecommendationEngine:
             tracks=len(projection.tracks),
             artists=len(projection.artists),
             ms=round(self._load_ms, 1),
+            hybrid=self._hybrid_state,  # "pending": refitting; "too-large": the walk serves
         )
 
     async def _consume(self, sub: Subscription) -> None:
