@@ -5,13 +5,12 @@ imported users get recommendations without a restart."""
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.bus.test_cli_import_reaches_server import cli_import
 from tests.bus.test_multiworker import server_env, serving
 from tests.e2e.live import ADMIN_TOKEN, seed_graph
 from tests.recommender.test_engine import write_hetrec
@@ -37,16 +36,8 @@ async def test_hetrec_import_reaches_a_running_server(tmp_path: Path) -> None:
         serving(db, server_env(MUSICGRAPH_ADMIN_TOKEN=ADMIN_TOKEN)) as (url, _),
         httpx.AsyncClient(timeout=30) as client,
     ):
-        proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "musicgraph.cli", "import", "hetrec", str(folder)),
-            *("--db", str(db), "--json"),
-            env={**server_env(), "MUSICGRAPH_LOG_LEVEL": "warning"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        assert proc.returncode == 0, err.decode()
-        assert json.loads(out)["users"] == 3
+        summary = await cli_import(folder, db, "hetrec", user=None)
+        assert summary["users"] == 3
         user = (await graphql(client, url, '{ user(name: "hetrec-3") { id } }'))["user"]
         query = (
             f'{{ recommendations(user: "{user["id"]}", kind: ARTIST, limit: 3) {{ __typename '

@@ -21,12 +21,15 @@ LISTENS = "subscription { listenRecorded { listenedAt source track { title } } }
 RECS = "subscription { recommendationsUpdated(limit: 5) { kind items { itemId } } }"
 
 
-async def cli_import(path: Path, db: Path) -> dict[str, Any]:
-    """Run ``musicgraph import listenbrainz PATH --user alice`` as a separate process against
-    ``db`` and return its JSON summary."""
+async def cli_import(
+    path: Path, db: Path, fmt: str = "listenbrainz", user: str | None = "alice"
+) -> dict[str, Any]:
+    """Run ``musicgraph import FMT PATH [--user USER]`` as a separate process against ``db`` and
+    return its JSON summary."""
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "musicgraph.cli", "import", "listenbrainz"),
-        *(str(path), "--user", "alice", "--db", str(db), "--json"),
+        *(sys.executable, "-m", "musicgraph.cli", "import", fmt, str(path)),
+        *(("--user", user) if user is not None else ()),
+        *("--db", str(db), "--json"),
         env={**server_env(), "MUSICGRAPH_LOG_LEVEL": "warning"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

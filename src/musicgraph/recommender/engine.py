@@ -326,15 +326,21 @@ class RecommendationEngine:
         projection = await Projection.load(store)
         await asyncio.to_thread(kernels.warm)  # so that no request compiles them
         engine = cls(projection, store=store, bus=bus, **options)
-        engine._load_ms = (time.perf_counter() - t0) * 1000
-        log.info(
-            "recommender.loaded",
-            users=len(projection.users),
-            tracks=len(projection.tracks),
-            artists=len(projection.artists),
-            ms=round(engine._load_ms, 1),
-        )
+        engine._log_load("recommender.loaded", t0)
         return engine
+
+    def _log_load(self, event: str, t0: float, **extra: Any) -> None:
+        """Keep and log how long a (re)load since ``t0`` took, and what the projection holds."""
+        self._load_ms = (time.perf_counter() - t0) * 1000
+        p = self.projection
+        log.info(
+            event,
+            users=len(p.users),
+            tracks=len(p.tracks),
+            artists=len(p.artists),
+            ms=round(self._load_ms, 1),
+            **extra,
+        )
 
     # --- stats --------------------------------------------------------------------------------------
     @property
@@ -819,15 +825,8 @@ class RecommendationEngine:
             self.schedule_hybrid_fit()
         elif self._hybrid_state == "fitted":  # an engine not started (fitted by hand) has none now
             self._hybrid_state = "off"
-        self._load_ms = (time.perf_counter() - t0) * 1000
-        log.info(
-            "recommender.reloaded",
-            users=len(projection.users),
-            tracks=len(projection.tracks),
-            artists=len(projection.artists),
-            ms=round(self._load_ms, 1),
-            hybrid=self._hybrid_state,  # "pending": refitting; "too-large": the walk serves
-        )
+        # hybrid "pending": refitting; "too-large": the walk serves
+        self._log_load("recommender.reloaded", t0, hybrid=self._hybrid_state)
 
     async def _consume(self, sub: Subscription) -> None:
         async for event in sub:
