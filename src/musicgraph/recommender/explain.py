@@ -36,8 +36,6 @@ from musicgraph.recommender.kernels import NO_DEGREE, NO_INTS, overlap_counts, s
 from musicgraph.recommender.projection import DynamicCSR, Projection
 from musicgraph.recommender.random_walk import WalkParams, WalkResult
 
-F32 = npt.NDArray[np.float32]
-
 
 class Reason(NamedTuple):
     """One seed's part in a recommendation (the GraphQL ``Reason`` type maps this one-to-one).
