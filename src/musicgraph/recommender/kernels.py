@@ -4,7 +4,8 @@ A HetRec request is about a millisecond, and most of the numpy calls in it touch
 values, where a call's fixed cost (a few microseconds: argument checks, a temporary, a second
 pass) is most of its time. The loops here do such a step in one pass, compiled by numba (cached
 on disk beside this file, or in numba's cache directory where this one is read-only: a machine
-compiles each one once, in a second or two, and a process reads it back in some 0.3 s;
+compiles them once, 2.5 s alone and about 10 s in a fresh clone's first server start, and a
+process reads them back in some 0.3 s;
 :meth:`RecommendationEngine.load <musicgraph.recommender.engine.RecommendationEngine.load>` calls
 :func:`warm` in a worker thread so that no request waits for it). They release the GIL.
 
@@ -363,7 +364,7 @@ NO_INTS: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
 def warm() -> None:
     """Compile every kernel here (or read it from numba's cache) for the array types serving
-    passes, on tiny inputs: a second or two the first time on a machine, some 0.3 s after."""
+    passes, on tiny inputs: seconds the first time on a machine, some 0.3 s after."""
     i32, i64 = np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int64)
     overlap_counts(i64, i32, i32, i64, i64, np.ones(1, dtype=np.int32), i64, 1)
     overlap_counts(i64, i32, i32, i64, i64, NO_DEGREE, NO_INTS, 1)
